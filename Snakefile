@@ -1,0 +1,169 @@
+"""The learning-rate study workflow.
+
+    snakemake --cores all
+    snakemake --cores all --config overrides="model=cnn optimizer=[adam,rmsprop] study.seeds=[0,1,2]"
+
+The study is composed from conf/ with Hydra and validated before any job is planned: a bad
+override stops here with a message naming the key, and nothing under results/ is touched.
+"""
+
+import json
+
+from pipeline.cohort import cohort_spec
+from pipeline.config import cohort_parts, compose_study, StudyConfigError
+
+
+_unknown_keys = sorted(set(config) - {"overrides"})
+if _unknown_keys:
+    raise StudyConfigError(
+        f"unknown --config key(s) {_unknown_keys}: the only key is 'overrides', "
+        'e.g. --config overrides="study=smoke optimizer=[adam]"'
+    )
+
+STUDY = compose_study(config.get("overrides"))
+STUDY_DIR = f"results/{STUDY.name}"
+DATA_FILE = f"{STUDY_DIR}/data/{STUDY.dataset['name']}.npz"
+# One training job per optimizer x schedule x seed x part (cohort_size rates per part).
+PARTS = {
+    (optimizer, schedule, str(seed), str(part)): rates
+    for optimizer in STUDY.optimizers
+    for schedule in STUDY.schedules
+    for seed in STUDY.settings.seeds
+    for part, rates in enumerate(cohort_parts(STUDY.rates, STUDY.settings.cohort_size))
+}
+MANIFESTS = [
+    f"{STUDY_DIR}/cohorts/{optimizer}/{schedule}/seed{seed}/part{part}.json"
+    for optimizer, schedule, seed, part in PARTS
+]
+
+
+def train_spec(wildcards):
+    """The JSON spec of one training job: a change in it reruns just that job."""
+    key = (wildcards.optimizer, wildcards.schedule, wildcards.seed, wildcards.part)
+    return json.dumps(cohort_spec(STUDY, key[0], key[1], int(key[2]), PARTS[key]), sort_keys=True)
+
+
+wildcard_constraints:
+    optimizer="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    schedule="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    seed="[0-9]+",
+    part="[0-9]+",
+
+
+report: "report/workflow.rst"
+
+
+localrules:
+    all,
+    study_config,
+    aggregate,
+    figure_lr_sensitivity,
+    report_html,
+
+
+rule all:
+    input:
+        f"{STUDY_DIR}/config.yaml",
+        f"{STUDY_DIR}/runs.csv",
+        f"{STUDY_DIR}/curves.csv",
+        f"{STUDY_DIR}/best.csv",
+        f"{STUDY_DIR}/report.html",
+
+
+rule study_config:
+    output:
+        f"{STUDY_DIR}/config.yaml",
+    params:
+        study=json.dumps(STUDY.as_dict(), sort_keys=True),
+    log:
+        f"{STUDY_DIR}/logs/study_config.log",
+    conda:
+        "envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.studyfile --study {params.study:q} --out {output} > {log} 2>&1"
+
+
+rule dataset:
+    output:
+        DATA_FILE,
+    params:
+        options=json.dumps(STUDY.dataset, sort_keys=True),
+    log:
+        f"{STUDY_DIR}/logs/dataset.log",
+    conda:
+        "envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.data --options {params.options:q} --out {output} > {log} 2>&1"
+
+
+rule train:
+    input:
+        data=DATA_FILE,
+    output:
+        manifest=f"{STUDY_DIR}/cohorts/{{optimizer}}/{{schedule}}/seed{{seed}}/part{{part}}.json",
+    params:
+        spec=train_spec,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        f"{STUDY_DIR}/logs/train/{{optimizer}}/{{schedule}}/seed{{seed}}/part{{part}}.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/train/{{optimizer}}/{{schedule}}/seed{{seed}}/part{{part}}.tsv"
+    conda:
+        "envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.cohort --spec {params.spec:q} --data {input.data} --threads {threads}"
+        " --manifest {output.manifest} > {log} 2>&1"
+
+
+rule aggregate:
+    input:
+        MANIFESTS,
+    output:
+        runs=f"{STUDY_DIR}/runs.csv",
+        curves=f"{STUDY_DIR}/curves.csv",
+        best=f"{STUDY_DIR}/best.csv",
+    log:
+        f"{STUDY_DIR}/logs/aggregate.log",
+    conda:
+        "envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.aggregate --manifests {input} --runs {output.runs} --curves {output.curves}"
+        " --best {output.best} > {log} 2>&1"
+
+
+rule figure_lr_sensitivity:
+    input:
+        runs=f"{STUDY_DIR}/runs.csv",
+    output:
+        figure=report(
+            f"{STUDY_DIR}/figures/lr_sensitivity.png",
+            caption="report/lr_sensitivity.rst",
+            category="Learning-rate sensitivity",
+        ),
+        table=f"{STUDY_DIR}/figures/lr_sensitivity.csv",
+    log:
+        f"{STUDY_DIR}/logs/figure_lr_sensitivity.log",
+    conda:
+        "envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.figures lr_sensitivity --runs {input.runs} --out {output.figure} > {log} 2>&1"
+
+
+rule report_html:
+    input:
+        runs=f"{STUDY_DIR}/runs.csv",
+        best=f"{STUDY_DIR}/best.csv",
+        config=f"{STUDY_DIR}/config.yaml",
+        sensitivity=f"{STUDY_DIR}/figures/lr_sensitivity.png",
+    output:
+        f"{STUDY_DIR}/report.html",
+    log:
+        f"{STUDY_DIR}/logs/report.log",
+    conda:
+        "envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.report --runs {input.runs} --best {input.best} --config {input.config}"
+        " --figure lr_sensitivity={input.sensitivity} --out {output} > {log} 2>&1"

@@ -1,0 +1,383 @@
+"""The study report: one self-contained HTML page from ``runs.csv``, ``best.csv`` and figures.
+
+The page embeds its images as base64 data URIs and its CSS inline, and needs no JavaScript,
+so it can be mailed, attached to a ticket or opened offline on a phone and still be whole.
+Every piece of text from the study (names, settings, command) goes through
+:func:`html.escape`, since option names come from user-editable YAML.
+
+No TensorFlow import here: the report is built by a light job from the CSV files alone.
+
+Command line::
+
+    python -m pipeline.report --runs runs.csv --best best.csv --config config.yaml \\
+        --figure lr_sensitivity=figures/lr_sensitivity.png --out report.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import math
+import os
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import pandas as pd
+import yaml
+
+from pipeline.config import lr_to_str
+
+#: Columns of ``best.csv`` the report reads.
+BEST_COLUMNS: tuple[str, ...] = (
+    "optimizer",
+    "schedule",
+    "lr",
+    "best_val_loss_mean",
+    "best_val_loss_std",
+    "best_val_accuracy_mean",
+    "best_val_accuracy_std",
+    "seeds",
+    "diverged_fraction",
+    "at_edge",
+    "edge",
+)
+
+#: Columns of ``runs.csv`` the report reads.
+RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "status")
+
+#: One-line reading aids of known figures, shown under the image.
+FIGURE_CAPTIONS: Dict[str, tuple[str, str]] = {
+    "lr_sensitivity": (
+        "Learning-rate sensitivity",
+        "Each line is one schedule's mean best validation loss over seeds at each grid rate "
+        "(band: ± 1 std); lower is better, and a flat valley means a forgiving rate. An × at the "
+        "top of a panel marks diverged runs at that rate (a number counts them).",
+    ),
+}
+
+_MIME_TYPES: Dict[str, str] = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+}
+
+_CSS = """
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+       color: #1f2328; background: #fff; }
+main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
+h1 { font-size: 1.6rem; margin: 0.5rem 0 1rem; overflow-wrap: anywhere; }
+h2 { font-size: 1.25rem; margin: 2rem 0 0.75rem; border-bottom: 1px solid #d0d7de; }
+.scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
+table { border-collapse: collapse; font-size: 0.9rem; min-width: 100%; }
+th, td { padding: 0.35rem 0.6rem; border-bottom: 1px solid #d0d7de; text-align: left;
+         white-space: nowrap; vertical-align: top; }
+th { background: #f6f8fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.warn { color: #9a6700; background: #fff8c5; white-space: normal; min-width: 14rem; }
+img { max-width: 100%; height: auto; display: block; }
+figure { margin: 1rem 0; }
+figcaption { font-size: 0.9rem; color: #57606a; margin-top: 0.4rem; }
+pre { background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 0.85rem;
+      white-space: pre; border-radius: 6px; }
+ul.findings li { margin-bottom: 0.4rem; }
+"""
+
+
+def _e(value: object) -> str:
+    """HTML-escape any value's text, quotes included (it may land in an attribute)."""
+    return html.escape(str(value), quote=True)
+
+
+def _check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _truthy(value: Any) -> bool:
+    """A CSV boolean: True/False, 1/0, or their spellings as text; NaN/empty is False."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return bool(value)
+
+
+def format_rate(lr: float) -> str:
+    """A learning rate in the shortest scientific notation that reads back exactly (``3e-4``).
+
+    It is the spelling of run paths (:func:`pipeline.config.lr_to_str`), so a rate in the
+    report can be searched for under ``results/``.
+    """
+    try:
+        return lr_to_str(lr)
+    except (TypeError, ValueError):
+        # Not a valid grid rate (NaN, <= 0): show it as it is rather than fail the report.
+        return str(lr)
+
+
+def _mean_std(mean: Any, std: Any, fmt: str) -> str:
+    if not _finite(mean):
+        return "n/a"
+    text = format(float(mean), fmt)
+    if _finite(std):
+        text += " ± " + format(float(std), fmt)
+    return text
+
+
+def edge_warning(at_edge: Any, edge: Any) -> str:
+    """The warning for a best rate on the grid's edge, or "" when it is inside the grid.
+
+    A best rate on the edge means the true optimum may lie outside the grid, so the advice
+    names the direction in which to widen it.
+    """
+    if not _truthy(at_edge):
+        return ""
+    side = str(edge).strip().lower() if isinstance(edge, str) else ""
+    if side == "low":
+        return "at the low edge of the grid: widen it downwards"
+    if side == "high":
+        return "at the high edge of the grid: widen it upwards"
+    return "at an edge of the grid: widen it"
+
+
+def schedule_comparison(best: pd.DataFrame, optimizer: str) -> str:
+    """One sentence: which schedule got the lowest best val_loss for ``optimizer``, and by how much.
+
+    The margin is given absolute and relative to the runner-up's loss ("x% lower"). Schedules
+    without a finite mean (every seed diverged) cannot win and are left out of the ranking.
+    """
+    rows = best[best["optimizer"].astype(str) == optimizer]
+    ranked = rows[[_finite(value) for value in rows["best_val_loss_mean"]]]
+    ranked = ranked.sort_values(["best_val_loss_mean", "schedule"], kind="stable")
+    if ranked.empty:
+        return f"{optimizer}: no schedule reached a finite best val_loss."
+    winner = ranked.iloc[0]
+    win_loss = float(winner["best_val_loss_mean"])
+    win_text = (
+        f"{winner['schedule']} (at lr {format_rate(winner['lr'])}) got the lowest best val_loss, {win_loss:.4g}"
+    )
+    if len(ranked) == 1:
+        if len(rows) == 1:
+            return f"{optimizer}: {win_text}; it is the only schedule studied."
+        return f"{optimizer}: {win_text}; no other schedule reached a finite loss."
+    runner = ranked.iloc[1]
+    run_loss = float(runner["best_val_loss_mean"])
+    margin = run_loss - win_loss
+    if margin == 0:
+        return (
+            f"{optimizer}: {winner['schedule']} and {runner['schedule']} tie for the lowest "
+            f"best val_loss, {win_loss:.4g}."
+        )
+    relative = margin / abs(run_loss) if run_loss != 0 else math.inf
+    return (
+        f"{optimizer}: {win_text}, beating the runner-up {runner['schedule']} ({run_loss:.4g}) "
+        f"by {margin:.3g} ({relative:.1%} lower)."
+    )
+
+
+def _image_data_uri(path: Path) -> str:
+    mime = _MIME_TYPES.get(path.suffix.lower())
+    if mime is None:
+        raise ValueError(f"cannot embed figure {path}: unknown image type {path.suffix!r} (know {sorted(_MIME_TYPES)})")
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]]) -> str:
+    """An HTML table in a horizontal scroller; cells are ``(escaped text, css class)``."""
+    head = "".join(f"<th>{_e(name)}</th>" for name in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>" for text, cls in row) + "</tr>"
+        for row in rows
+    )
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _recommended_table(best: pd.DataFrame) -> str:
+    rows: List[List[tuple[str, str]]] = []
+    for _, row in best.iterrows():
+        warning = edge_warning(row["at_edge"], row["edge"])
+        seeds = int(row["seeds"]) if _finite(row["seeds"]) else row["seeds"]
+        fraction = f"{float(row['diverged_fraction']):.1%}" if _finite(row["diverged_fraction"]) else "n/a"
+        rows.append(
+            [
+                (_e(row["optimizer"]), ""),
+                (_e(row["schedule"]), ""),
+                (_e(format_rate(row["lr"])), "num"),
+                (_e(_mean_std(row["best_val_loss_mean"], row["best_val_loss_std"], ".4f")), "num"),
+                (_e(_mean_std(row["best_val_accuracy_mean"], row["best_val_accuracy_std"], ".4f")), "num"),
+                (_e(seeds), "num"),
+                (_e(fraction), "num"),
+                (_e(warning), "warn" if warning else ""),
+            ]
+        )
+    header = ["optimizer", "schedule", "rate", "best val_loss", "val accuracy", "seeds", "diverged", "warning"]
+    return _table(header, rows)
+
+
+def _study_name(study: Mapping[str, Any]) -> str:
+    settings = study.get("study")
+    if isinstance(settings, Mapping) and settings.get("name") is not None:
+        return str(settings["name"])
+    return "unnamed study"
+
+
+def _command_text(command: Any) -> str:
+    """The reproduce command as one shell line; a list is quoted so it pastes back exactly."""
+    if command is None:
+        return "(not recorded)"
+    if isinstance(command, (list, tuple)):
+        return shlex.join(str(part) for part in command)
+    return str(command)
+
+
+def build_report(
+    runs: pd.DataFrame,
+    best: pd.DataFrame,
+    study: Mapping[str, Any],
+    figures: Mapping[str, Path],
+    config_text: Optional[str] = None,
+) -> str:
+    """Build the study report as one self-contained HTML page.
+
+    Args:
+        runs: One row per training run (``runs.csv``).
+        best: One row per optimizer × schedule with its recommended rate (``best.csv``).
+        study: The resolved study (``config.yaml``); ``study.name`` and ``command`` are read.
+        figures: Figure name to image file, embedded in order; known names (see
+            :data:`FIGURE_CAPTIONS`) get their heading and reading aid.
+        config_text: ``config.yaml`` as written, shown verbatim; when omitted the mapping
+            ``study`` is dumped as YAML instead.
+
+    Returns:
+        The HTML page.
+    """
+    _check_columns(best, BEST_COLUMNS, "best")
+    _check_columns(runs, RUNS_COLUMNS, "runs")
+    name = _study_name(study)
+    best = best.sort_values(["optimizer", "schedule"], kind="stable").reset_index(drop=True)
+    parts: List[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>LR study: {_e(name)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        "<main>",
+        f"<h1>Learning-rate study: {_e(name)}</h1>",
+        "<h2>Recommended learning rates</h2>",
+        "<p>The grid rate with the lowest mean best val_loss over seeds, per optimizer and schedule.</p>",
+        _recommended_table(best),
+    ]
+
+    sentences = [schedule_comparison(best, optimizer) for optimizer in sorted(best["optimizer"].astype(str).unique())]
+    if sentences:
+        parts.append('<ul class="findings">' + "".join(f"<li>{_e(text)}</li>" for text in sentences) + "</ul>")
+
+    for figure_name, path in figures.items():
+        heading, caption = FIGURE_CAPTIONS.get(figure_name, (figure_name, ""))
+        parts.append(f"<h2>{_e(heading)}</h2>")
+        parts.append(
+            f'<figure><img src="{_image_data_uri(Path(path))}" alt="{_e(heading)}">'
+            + (f"<figcaption>{_e(caption)}</figcaption>" if caption else "")
+            + "</figure>"
+        )
+
+    status = runs["status"].astype(str)
+    total, ok, diverged = len(runs), int((status == "ok").sum()), int((status == "diverged").sum())
+    summary = f"{total} runs: {ok} ok, {diverged} diverged"
+    other = total - ok - diverged
+    if other:
+        summary += f", {other} with another status"
+    parts += ["<h2>Runs</h2>", f"<p>{_e(summary)}.</p>"]
+
+    if config_text is None:
+        config_text = yaml.safe_dump(dict(study), sort_keys=False, allow_unicode=True)
+    parts += [
+        "<h2>Study settings</h2>",
+        "<p>The resolved study (<code>config.yaml</code>):</p>",
+        f"<pre>{_e(config_text)}</pre>",
+        "<h2>Reproduce</h2>",
+        f"<pre><code>{_e(_command_text(study.get('command')))}</code></pre>",
+        "</main>",
+        "</body>",
+        "</html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` via a temporary file in the same folder and ``os.replace``, so a crash
+    never leaves a truncated report that Snakemake would take as done."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        # mkstemp creates the file private (0600); give it the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _parse_figure(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, Path(path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry point: ``python -m pipeline.report ...``."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, required=True, help="runs.csv of the study")
+    parser.add_argument("--best", type=Path, required=True, help="best.csv of the study")
+    parser.add_argument("--config", type=Path, required=True, help="the resolved study, config.yaml")
+    parser.add_argument(
+        "--figure",
+        type=_parse_figure,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a figure to embed (repeatable), e.g. lr_sensitivity=figures/lr_sensitivity.png",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="HTML file to write")
+    args = parser.parse_args(argv)
+
+    config_text = args.config.read_text(encoding="utf-8")
+    study = yaml.safe_load(config_text) or {}
+    if not isinstance(study, dict):
+        parser.error(f"{args.config} is not a YAML mapping")
+    page = build_report(
+        runs=pd.read_csv(args.runs),
+        best=pd.read_csv(args.best, keep_default_na=True),
+        study=study,
+        figures=dict(args.figure),
+        config_text=config_text,
+    )
+    _write_atomically(args.out, page)
+
+
+if __name__ == "__main__":
+    main()

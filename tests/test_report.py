@@ -1,0 +1,223 @@
+"""Tests of pipeline.report: table rows, edge warnings, the comparison sentence, self-containment."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pandas as pd
+import pytest
+
+from pipeline.report import build_report, edge_warning, format_rate, main, schedule_comparison
+
+NAN = math.nan
+#: Enough of a PNG for the report, which embeds bytes without decoding them.
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00fake image body\xff"
+
+CONFIG_TEXT = """\
+study:
+  name: demo
+  seeds: [0, 1]
+rates: [0.001, 0.01, 0.1]
+command: snakemake --cores all --config overrides="optimizer=[adam,sgd] study.name=demo"
+"""
+
+
+def make_best(cosine: str = "cosine") -> pd.DataFrame:
+    """best.csv: adam/constant on the low edge, sgd/cosine on the high edge."""
+    rows: List[Dict[str, Any]] = [
+        # optimizer, schedule, lr, loss mean, loss std, acc mean, acc std, seeds, diverged, at_edge, edge
+        ("adam", "constant", 1e-3, 0.25, 0.0, 0.9, 0.01, 2, 1 / 6, True, "low"),
+        ("adam", cosine, 1e-2, 0.125, 0.0, 0.95, 0.005, 2, 1 / 6, False, NAN),
+        ("sgd", "constant", 3.162e-2, 0.5, 0.25, 0.8, 0.02, 2, 0.0, False, NAN),
+        ("sgd", cosine, 1e-1, 0.75, 0.125, 0.7, 0.03, 1, 1 / 3, True, "high"),
+    ]
+    columns = [
+        "optimizer",
+        "schedule",
+        "lr",
+        "best_val_loss_mean",
+        "best_val_loss_std",
+        "best_val_accuracy_mean",
+        "best_val_accuracy_std",
+        "seeds",
+        "diverged_fraction",
+        "at_edge",
+        "edge",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def make_runs(cosine: str = "cosine") -> pd.DataFrame:
+    statuses = ["ok"] * 9 + ["diverged"] * 3
+    return pd.DataFrame(
+        {
+            "optimizer": ["adam"] * 6 + ["sgd"] * 6,
+            "schedule": (["constant"] * 3 + [cosine] * 3) * 2,
+            "lr": [1e-3, 1e-2, 1e-1] * 4,
+            "seed": [0] * 12,
+            "status": statuses,
+            "best_val_loss": [0.5] * 9 + [NAN] * 3,
+        }
+    )
+
+
+def make_study() -> Dict[str, Any]:
+    return {
+        "study": {"name": "demo", "seeds": [0, 1]},
+        "rates": [0.001, 0.01, 0.1],
+        "command": 'snakemake --cores all --config overrides="optimizer=[adam,sgd] study.name=demo"',
+    }
+
+
+@pytest.fixture()
+def figure_path(tmp_path: Path) -> Path:
+    path = tmp_path / "lr_sensitivity.png"
+    path.write_bytes(PNG)
+    return path
+
+
+def recommended_rows(page: str) -> List[str]:
+    """The body rows of the first table on the page (the recommendations)."""
+    body = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return re.findall(r"<tr>(.*?)</tr>", body)
+
+
+def cells(row: str) -> List[str]:
+    return re.findall(r"<td[^>]*>(.*?)</td>", row)
+
+
+def test_one_row_per_optimizer_and_schedule(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path})
+    rows = [cells(row) for row in recommended_rows(page)]
+    assert [row[:3] for row in rows] == [
+        ["adam", "constant", "1e-3"],
+        ["adam", "cosine", "1e-2"],
+        ["sgd", "constant", "3.162e-2"],
+        ["sgd", "cosine", "1e-1"],
+    ]
+    assert rows[0][3:7] == ["0.2500 ± 0.0000", "0.9000 ± 0.0100", "2", "16.7%"]
+    assert rows[2][3:7] == ["0.5000 ± 0.2500", "0.8000 ± 0.0200", "2", "0.0%"]
+
+
+def test_edge_warning_only_on_edge_rows(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path})
+    warnings = [cells(row)[7] for row in recommended_rows(page)]
+    assert warnings == [
+        "at the low edge of the grid: widen it downwards",
+        "",
+        "",
+        "at the high edge of the grid: widen it upwards",
+    ]
+    assert page.count("widen it") == 2
+
+
+def test_edge_warning_reads_csv_spellings() -> None:
+    assert edge_warning("True", "low") == "at the low edge of the grid: widen it downwards"
+    assert edge_warning(True, "high") == "at the high edge of the grid: widen it upwards"
+    assert edge_warning(False, "high") == ""
+    assert edge_warning("False", NAN) == ""
+    assert edge_warning(NAN, NAN) == ""
+
+
+def test_sentence_names_winner_and_margin(figure_path: Path) -> None:
+    best = make_best()
+    adam = "adam: cosine (at lr 1e-2) got the lowest best val_loss, 0.125, beating the runner-up constant (0.25) by 0.125 (50.0% lower)."
+    sgd = "sgd: constant (at lr 3.162e-2) got the lowest best val_loss, 0.5, beating the runner-up cosine (0.75) by 0.25 (33.3% lower)."
+    assert schedule_comparison(best, "adam") == adam
+    assert schedule_comparison(best, "sgd") == sgd
+    page = build_report(make_runs(), best, make_study(), {"lr_sensitivity": figure_path})
+    assert f"<li>{adam}</li>" in page and f"<li>{sgd}</li>" in page
+
+
+def test_sentence_without_runner_up() -> None:
+    best = make_best()
+    only = best[(best["optimizer"] == "adam") & (best["schedule"] == "constant")]
+    assert schedule_comparison(only, "adam") == (
+        "adam: constant (at lr 1e-3) got the lowest best val_loss, 0.25; it is the only schedule studied."
+    )
+    nan_loss = best.copy()
+    nan_loss.loc[0, "best_val_loss_mean"] = NAN
+    assert schedule_comparison(nan_loss, "adam").endswith("; no other schedule reached a finite loss.")
+
+
+def test_page_is_self_contained(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path})
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, flags=re.IGNORECASE)
+    assert "<script" not in page.lower()
+    assert "<link" not in page.lower()
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert sources == ["data:image/png;base64," + base64.b64encode(PNG).decode("ascii")]
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert "max-width: 100%" in page and "overflow-x: auto" in page
+
+
+def test_page_order_and_contents(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path})
+    assert "<h1>Learning-rate study: demo</h1>" in page
+    order = [
+        "<h1>",
+        "Recommended learning rates",
+        "<li>adam:",
+        "<h2>Learning-rate sensitivity</h2>",
+        "<figcaption>",
+        "<h2>Runs</h2>",
+        "<h2>Study settings</h2>",
+        "<h2>Reproduce</h2>",
+    ]
+    positions = [page.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    assert "<p>12 runs: 9 ok, 3 diverged.</p>" in page
+    command = "snakemake --cores all --config overrides=&quot;optimizer=[adam,sgd] study.name=demo&quot;"
+    assert f"<pre><code>{command}</code></pre>" in page
+
+
+def test_html_escaping(figure_path: Path) -> None:
+    evil = "<b>cos</b>"
+    study = make_study()
+    study["study"]["name"] = "a & <i>b</i>"
+    page = build_report(make_runs(evil), make_best(evil), study, {"lr_sensitivity": figure_path})
+    assert "<b>" not in page and "<i>" not in page
+    assert "&lt;b&gt;cos&lt;/b&gt;" in page
+    assert "<h1>Learning-rate study: a &amp; &lt;i&gt;b&lt;/i&gt;</h1>" in page
+    assert "adam: &lt;b&gt;cos&lt;/b&gt; (at lr 1e-2) got the lowest" in page
+
+
+def test_format_rate() -> None:
+    assert [format_rate(value) for value in (1e-4, 3.162e-4, 1.0, 0.1)] == ["1e-4", "3.162e-4", "1e0", "1e-1"]
+
+
+def test_cli_writes_report(tmp_path: Path, figure_path: Path) -> None:
+    runs_path, best_path, config_path = tmp_path / "runs.csv", tmp_path / "best.csv", tmp_path / "config.yaml"
+    make_runs().to_csv(runs_path, index=False)
+    make_best().to_csv(best_path, index=False)
+    config_path.write_text(CONFIG_TEXT, encoding="utf-8")
+    out = tmp_path / "out" / "report.html"
+    main(
+        [
+            "--runs", str(runs_path),
+            "--best", str(best_path),
+            "--config", str(config_path),
+            "--figure", f"lr_sensitivity={figure_path}",
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    page = out.read_text(encoding="utf-8")
+    # The config file is shown verbatim (escaped), not re-dumped.
+    assert "<pre>" + CONFIG_TEXT.replace('"', "&quot;") + "</pre>" in page
+    # CSV round trip: at_edge/edge read back from text still give the right warnings.
+    assert [cells(row)[7] for row in recommended_rows(page)] == [
+        "at the low edge of the grid: widen it downwards",
+        "",
+        "",
+        "at the high edge of the grid: widen it upwards",
+    ]
+    assert sorted(path.name for path in out.parent.iterdir()) == ["report.html"]
+
+
+def test_cli_rejects_malformed_figure(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--runs", "r.csv", "--best", "b.csv", "--config", "c.yaml", "--figure", "no-equals-sign", "--out", "x.html"])
