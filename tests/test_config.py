@@ -61,7 +61,7 @@ def test_every_schedule_option_composes_and_builds(schedule):
 
     study = compose_study([f"schedule={schedule}"])
     built = build_schedule(study.schedules[schedule], 0.1, steps_per_epoch=5, epochs=study.settings.epochs)
-    assert 0 <= float(built(3)) <= 0.1 + 1e-9
+    assert 0 <= float(built(3)) <= 0.1 * (1 + 1e-6)  # float32
 
 
 @pytest.mark.parametrize("model", options("model"))
