@@ -5,8 +5,8 @@
   ``lr`` (the grid rate) and seed; the rate in force at each epoch's end is ``current_lr``.
 - ``best.csv``: per optimizer × schedule, the recommended grid rate: the lowest mean
   ``best_val_loss`` over seeds. A rate at which any seed diverged is not recommended unless
-  every rate had a diverged seed. Standard deviations are over seeds (ddof=0, so one seed
-  gives 0). ``at_edge`` is true where the rate is the smallest (``edge`` = low) or largest
+  every rate had a diverged seed. Standard deviations are the sample standard deviation
+  over seeds (ddof=1), 0 for a single seed (as in the sensitivity figure). ``at_edge`` is true where the rate is the smallest (``edge`` = low) or largest
   (``edge`` = high) rate tried: the grid should be widened that way.
 """
 
@@ -54,15 +54,20 @@ def read_runs(run_dirs: Iterable[Path]) -> Tuple[pd.DataFrame, pd.DataFrame]:
     return runs, curves_table
 
 
+def seed_std(values: pd.Series) -> float:
+    """Sample standard deviation over seeds; 0 for one seed (no spread was observed)."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
 def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per optimizer × schedule: the recommended grid rate (rule in the module doc)."""
     rows = []
     for (optimizer, schedule), group in runs.groupby(["optimizer", "schedule"], sort=True):
         per_rate = group.groupby("lr", sort=True).agg(
             best_val_loss_mean=("best_val_loss", "mean"),
-            best_val_loss_std=("best_val_loss", lambda values: float(np.std(values, ddof=0))),
+            best_val_loss_std=("best_val_loss", seed_std),
             best_val_accuracy_mean=("best_val_accuracy", "mean"),
-            best_val_accuracy_std=("best_val_accuracy", lambda values: float(np.std(values, ddof=0))),
+            best_val_accuracy_std=("best_val_accuracy", seed_std),
             seeds=("seed", "nunique"),
             diverged=("status", lambda statuses: int((statuses == "diverged").sum())),
         )
