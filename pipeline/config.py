@@ -64,7 +64,7 @@ COMMON_OPTIMIZER_KNOBS = ("weight_decay", "clipnorm", "global_clipnorm")
 #: Knobs of each schedule type with their defaults (used when the option leaves them unset).
 SCHEDULE_TYPES: Dict[str, Dict[str, Any]] = {
     "constant": {},
-    "step": {"every_epochs": 10, "factor": 0.5},
+    "step": {"every_epochs": None, "factor": 0.5},
     "exponential": {"decay_rate": 0.9},
     "cosine": {"alpha": 0.0},
     "warmup_constant": {"warmup_fraction": 0.1},
@@ -96,7 +96,8 @@ class ScheduleConfig:
     """One schedule option; the grid rate is the schedule's peak rate.
 
     Knobs by type (unset ones take the defaults in ``SCHEDULE_TYPES``):
-    ``step``: multiply the rate by ``factor`` every ``every_epochs`` epochs;
+    ``step``: multiply the rate by ``factor`` every ``every_epochs`` epochs (unset: a quarter
+    of ``study.epochs``, at least 1, so that presets of any length get three drops);
     ``exponential``: multiply by ``decay_rate`` per epoch, applied smoothly per step;
     ``cosine``: cosine annealing over all steps down to ``alpha`` × peak;
     ``warmup_constant``: linear warm-up from 0 over ``warmup_fraction`` of the steps, then
@@ -357,6 +358,14 @@ def _schema_merge(cfg: DictConfig) -> Config:
                 f"'{key}' is not selected: choose an option of conf/{key}/, e.g. {key}={_group_options(key)[0]} "
                 f"(valid: {', '.join(_group_options(key))})"
             )
+    for group in ("optimizer", "schedule"):
+        for name, options in plain[group].items():
+            if not isinstance(options, dict) or "type" not in options:
+                raise StudyConfigError(
+                    f"{group}.{name} is set (by an override or a preset) but {name!r} is not a selected "
+                    f"{group}: select it, e.g. {group}=[{','.join([*[n for n in plain[group] if n != name], name])}], "
+                    f"or drop the setting. Options in conf/{group}/: {', '.join(_group_options(group))}"
+                )
     extra = sorted(set(plain) - {field.name for field in dataclasses.fields(Config)})
     if extra:
         raise StudyConfigError(
@@ -455,7 +464,9 @@ def check_schedule(name: str, options: Dict[str, Any], epochs: int) -> Dict[str,
             )
         knobs[key] = value
     prefix = f"schedule.{name}"
-    if "every_epochs" in knobs:
+    if kind == "step" and knobs["every_epochs"] is None:
+        knobs["every_epochs"] = max(1, epochs // 4)
+    elif "every_epochs" in knobs:
         every = knobs["every_epochs"]
         if not isinstance(every, int) or every < 1:
             raise StudyConfigError(f"{prefix}.every_epochs={every!r} must be an integer >= 1")

@@ -1,0 +1,148 @@
+"""Training runs and cohort jobs: outputs, divergence as a result, determinism, resumption."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.cohort import cohort_spec
+from pipeline.config import compose_study, config_hash, run_dir
+from pipeline.data import build_dataset, save_npz
+from pipeline.train import HISTORY_COLUMNS, configure_tensorflow, is_complete, summarise, train_run
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = "study=smoke study.epochs=3 schedule=[constant,cosine] optimizer=[adam,momentum]"
+
+
+@pytest.fixture(scope="module")
+def study():
+    return compose_study(SMALL)
+
+
+@pytest.fixture(scope="module")
+def arrays(study):
+    configure_tensorflow(threads=1)
+    return build_dataset(study.dataset)
+
+
+def read_history(directory: Path) -> pd.DataFrame:
+    return pd.read_csv(directory / "history.csv")
+
+
+def test_a_tiny_run_writes_its_folder(study, arrays, tmp_path):
+    run_config = study.run_config("adam", "cosine", 0, 0.01)
+    summary = train_run(run_config, arrays, tmp_path / "run")
+    history = read_history(tmp_path / "run")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1, 2, 3]
+    steps_per_epoch = math.ceil(len(arrays["x_train"]) / study.settings.batch_size)
+    # The logged rate is the cosine schedule at the step count reached by each epoch's end.
+    expected = [0.01 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch * steps_per_epoch / (3 * steps_per_epoch)))) for epoch in (1, 2, 3)]
+    np.testing.assert_allclose(history["lr"], expected, rtol=1e-5)
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    assert summary["status"] == "ok" and summary["diverged_epoch"] is None
+    assert summary["steps"] == 3 * steps_per_epoch
+    assert summary["best_val_loss"] == history["val_loss"].min()
+    assert summary["best_epoch"] == int(history["val_loss"].idxmin()) + 1
+    assert summary["final_val_accuracy"] == history["val_accuracy"].iloc[-1]
+    assert summary["config_hash"] == config_hash(run_config)
+    assert set(summary["versions"]) >= {"tensorflow", "keras", "numpy", "python"}
+    assert summary["device"] == "" or summary["device"]
+    assert is_complete(tmp_path / "run", run_config)
+    assert not is_complete(tmp_path / "run", study.run_config("adam", "cosine", 0, 0.02))
+    assert not [path.name for path in (tmp_path / "run").iterdir() if path.name.startswith(".")]
+
+
+def test_divergence_is_recorded_not_raised(study, arrays, tmp_path):
+    summary = train_run(study.run_config("adam", "constant", 0, 30.0), arrays, tmp_path / "run")
+    history = read_history(tmp_path / "run")
+    assert summary["status"] == "diverged"
+    assert summary["diverged_epoch"] == len(history) == 1
+    loss = history["loss"].iloc[-1]
+    assert not math.isfinite(loss) or loss > study.settings.divergence_factor * summary["initial_loss"]
+    assert 2.0 < summary["initial_loss"] < 2.6  # untrained 10-class logits: about ln(10)
+
+
+def test_summary_of_a_history():
+    rows = [
+        {"epoch": 1, "lr": 0.1, "loss": 2.0, "accuracy": 0.2, "val_loss": 1.5, "val_accuracy": 0.4, "seconds": 1.0},
+        {"epoch": 2, "lr": 0.1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.2, "val_accuracy": 0.5, "seconds": 1.0},
+        {"epoch": 3, "lr": 0.1, "loss": math.nan, "accuracy": 0.1, "val_loss": math.nan, "val_accuracy": 0.1, "seconds": 1.0},
+    ]
+    summary = summarise(rows, diverged_epoch=3)
+    assert summary["status"] == "diverged" and summary["diverged_epoch"] == 3
+    assert summary["best_epoch"] == 2 and summary["best_val_loss"] == 1.2
+    assert summary["best_val_accuracy"] == 0.5 and summary["val_accuracy_at_best"] == 0.5
+    assert math.isnan(summary["final_loss"]) and summary["epochs_run"] == 3
+    nothing = summarise(rows[2:], diverged_epoch=1)
+    assert nothing["best_epoch"] is None and math.isnan(nothing["best_val_loss"])
+
+
+def test_cohort_job_trains_every_rate_survives_divergence_and_skips_complete_runs(study, arrays, tmp_path):
+    data_file = tmp_path / "data.npz"
+    save_npz(arrays, data_file)
+    spec = cohort_spec(study, "adam", "constant", 0, [0.01, 30.0])
+    spec["study_dir"] = str(tmp_path / "results" / "smoke")
+    manifest = tmp_path / "manifest.json"
+    command = [sys.executable, "-m", "pipeline.cohort", "--spec", json.dumps(spec), "--data", str(data_file),
+               "--threads", "1", "--manifest", str(manifest)]  # fmt: skip
+    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    entries = json.loads(manifest.read_text())["runs"]
+    assert [(entry["lr"], entry["status"]) for entry in entries] == [(0.01, "ok"), (30.0, "diverged")]
+    history_file = run_dir(spec["study_dir"], "adam", "constant", 0, 0.01) / "history.csv"
+    before = history_file.stat().st_mtime_ns
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0
+    assert second.stdout.count("up to date") == 2
+    assert history_file.stat().st_mtime_ns == before
+
+
+def test_a_run_is_repeatable_across_processes(tmp_path):
+    """Same run twice, each in a fresh process: identical history.csv but for seconds."""
+    histories = []
+    for attempt in ("a", "b"):
+        workdir = tmp_path / attempt
+        workdir.mkdir()
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.train", "study=smoke", "study.epochs=3", "optimizer=momentum",
+             "schedule=warmup_cosine", "lr=0.05", "seed=3"],  # fmt: skip
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        folder = workdir / "results" / "smoke" / "runs" / "momentum" / "warmup_cosine" / "seed3" / "lr5e-2"
+        histories.append(read_history(folder).drop(columns="seconds"))
+        assert json.loads((folder / "summary.json").read_text())["seed"] == 3
+    pd.testing.assert_frame_equal(histories[0], histories[1], check_exact=True)
+    assert len(histories[0]) == 3
+
+
+def test_the_run_app_rejects_bad_input_naming_the_key(tmp_path):
+    for arguments, message in (
+        (["optimizer=adam", "schedule=cosine", "lr=-1"], "lr=-1"),
+        (["schedule=cosine", "lr=0.1"], "exactly one optimizer"),
+        (["optimizer=adam", "schedule=cosine"], "lr"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.train", "study=smoke", *arguments],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert result.returncode != 0
+        assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
