@@ -24,6 +24,7 @@ import importlib
 import inspect
 import json
 import math
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -35,6 +36,12 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def conf_dir() -> Path:
+    """The config tree: ``conf/`` beside the package, or ``$LRSTUDY_CONF_DIR`` when set (a copy
+    of ``conf/`` with a user's own options in it, kept outside the repository)."""
+    return Path(os.environ.get("LRSTUDY_CONF_DIR") or CONF_DIR).resolve()
 
 
 class StudyConfigError(ValueError):
@@ -317,7 +324,7 @@ def compose_config(overrides: Sequence[str], config_name: str = "config") -> Dic
     from hydra.errors import HydraException
 
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             return compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
         raise StudyConfigError(f"cannot compose the study from overrides {list(overrides)}: {_one_line(error)}") from error
@@ -330,7 +337,7 @@ def _one_line(error: Exception) -> str:
     text = re.sub(r"\s*\n\n\s*", ". ", text)
     text = re.sub(r"\s*\n+\s*", ", ", text)
     missing = re.search(r"Could not (?:find|load) '([A-Za-z_]+)/[^']*'", text)
-    if missing and "Available options" not in text and (CONF_DIR / missing.group(1)).is_dir():
+    if missing and "Available options" not in text and (conf_dir() / missing.group(1)).is_dir():
         group = missing.group(1)
         text += f" Available options in '{group}': {', '.join(_group_options(group))}"
     unknown = re.search(r"Could not override '([A-Za-z0-9_.]+)'", text)
@@ -381,6 +388,8 @@ def _schema_merge(cfg: DictConfig) -> Config:
 def _describe_omegaconf_error(error: OmegaConfBaseException) -> str:
     full_key = getattr(error, "full_key", None)
     message = str(error).splitlines()[0]
+    if full_key and "Missing mandatory value" in message:
+        return f"{full_key} is required: set it, e.g. {full_key}=..."
     if full_key:
         valid = _valid_keys_for(str(full_key))
         hint = f"; valid keys there: {', '.join(valid)}" if valid else ""
@@ -404,7 +413,7 @@ def _valid_keys_for(full_key: str) -> List[str]:
 
 
 def _group_options(group: str) -> List[str]:
-    return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+    return sorted(path.stem for path in (conf_dir() / group).glob("*.yaml"))
 
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -554,6 +563,14 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
         if not isinstance(name, str):
             raise StudyConfigError(f"{group}.name is missing: every {group} option needs a name")
         _check_name(f"{group}.name", name)
+    for group in ("dataset", "model"):
+        for key, value in getattr(config, group).items():
+            if value == "???":
+                raise StudyConfigError(f"{group}.{key} is required: set it, e.g. {group}.{key}=...")
+    if config.dataset.get("_target_") == "pipeline.data.npz_file" and not Path(str(config.dataset.get("path"))).is_file():
+        raise StudyConfigError(
+            f"dataset.path={config.dataset.get('path')!r}: no such file (an .npz with x_train, y_train, x_val, y_val)"
+        )
     check_target("dataset", config.dataset, fixed=())
     check_target("model", config.model, fixed=("input_shape", "num_classes"))
 

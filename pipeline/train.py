@@ -255,9 +255,9 @@ def main() -> None:
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
-    from pipeline.config import CONF_DIR
+    from pipeline.config import conf_dir
 
-    @hydra.main(config_path=str(CONF_DIR), config_name="run", version_base="1.3")
+    @hydra.main(config_path=str(conf_dir()), config_name="run", version_base="1.3")
     def app(cfg: DictConfig) -> None:
         from pipeline.config import StudyConfigError, validate
 
