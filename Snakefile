@@ -40,7 +40,7 @@ MANIFESTS = [
 def train_spec(wildcards):
     """The JSON spec of one training job: a change in it reruns just that job."""
     key = (wildcards.optimizer, wildcards.schedule, wildcards.seed, wildcards.part)
-    return json.dumps(cohort_spec(STUDY, key[0], key[1], int(key[2]), PARTS[key]), sort_keys=True)
+    return json.dumps(cohort_spec(STUDY, key[0], key[1], int(key[2]), PARTS[key]))
 
 
 wildcard_constraints:
@@ -74,7 +74,7 @@ rule study_config:
     output:
         f"{STUDY_DIR}/config.yaml",
     params:
-        study=json.dumps(STUDY.as_dict(), sort_keys=True),
+        study=json.dumps(STUDY.as_dict()),
     log:
         f"{STUDY_DIR}/logs/study_config.log",
     conda:
@@ -87,7 +87,7 @@ rule dataset:
     output:
         DATA_FILE,
     params:
-        options=json.dumps(STUDY.dataset, sort_keys=True),
+        options=json.dumps(STUDY.dataset),
     log:
         f"{STUDY_DIR}/logs/dataset.log",
     conda:

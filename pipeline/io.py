@@ -40,4 +40,4 @@ def write_json_atomic(path: PathLike, data: Any) -> None:
 def write_yaml_atomic(path: PathLike, data: Any) -> None:
     import yaml
 
-    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False))

@@ -43,8 +43,14 @@ def git_commit(directory: Path = Path(".")) -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
+ORDER = ("study", "dataset", "model", "optimizer", "schedule", "rates", "overrides")
+
+
 def study_document(study: Dict[str, Any]) -> Dict[str, Any]:
-    return {**study, "command": reproduce_command(study.get("overrides", [])), "versions": versions(), "git_commit": git_commit()}
+    """The study in a reading order, then how to reproduce it and with what."""
+    ordered = {key: study[key] for key in ORDER if key in study}
+    ordered.update({key: value for key, value in study.items() if key not in ordered})
+    return {**ordered, "command": reproduce_command(study.get("overrides", [])), "versions": versions(), "git_commit": git_commit()}
 
 
 def main(argv: list[str] | None = None) -> None:

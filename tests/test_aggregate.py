@@ -110,6 +110,8 @@ def write_run(
 RUNS: Dict[tuple, tuple] = {
     ("sgd", "constant", 1, L1): ([2.0, 1.0, 0.5], [1.5, 0.75, 1.0], [0.25, 0.5, 0.375], None),
     ("adam", "cosine", 0, L2): ([1.0, 0.5], [1.0, 0.5], [0.5, 0.75], None),
+    # Seed 1 at L2 sorts before seed 0 at L3 (lr before seed).
+    ("adam", "cosine", 1, L2): ([1.5, 0.5], [1.0, 0.75], [0.5, 0.625], None),
     # Diverged in its first epoch: no finite val_loss, no best epoch.
     ("adam", "cosine", 0, L3): ([NAN], [NAN], [NAN], 1),
     ("adam", "constant", 0, L1): ([2.0, 1.0], [1.25, 0.625], [0.5, 0.625], None),
@@ -136,6 +138,7 @@ def expected_runs(study: Path) -> pd.DataFrame:
         # final_val_loss, final_val_accuracy, diverged_epoch, epochs_run, steps, val_accuracy_at_best, seconds, run_dir
         ("adam", "constant", L1, 0, "ok", 0.625, 0.625, 2, 1.0, 0.625, 0.625, None, 2, 20, 0.625, 1.25, d("adam", "constant", 0, L1)),
         ("adam", "cosine", L2, 0, "ok", 0.5, 0.75, 2, 0.5, 0.5, 0.75, None, 2, 20, 0.75, 1.25, d("adam", "cosine", 0, L2)),
+        ("adam", "cosine", L2, 1, "ok", 0.75, 0.625, 2, 0.5, 0.75, 0.625, None, 2, 20, 0.625, 1.25, d("adam", "cosine", 1, L2)),
         ("adam", "cosine", L3, 0, "diverged", NAN, NAN, None, NAN, NAN, NAN, 1, 1, 10, NAN, 0.75, d("adam", "cosine", 0, L3)),
         ("adam", "cosine", L3, 1, "diverged", 0.875, 0.5, 1, 64.0, 32.0, 0.125, 2, 2, 20, 0.5, 1.25, d("adam", "cosine", 1, L3)),
         ("sgd", "constant", L1, 0, "ok", 1.25, 0.375, 2, 1.5, 1.25, 0.375, None, 2, 20, 0.375, 1.25, d("sgd", "constant", 0, L1)),
@@ -173,7 +176,7 @@ def test_read_runs_table_is_exact_sorted_and_keeps_diverged_runs(study_dir: Path
     assert (runs["status"] == "diverged").sum() == 2
     assert str(runs["best_epoch"].dtype) == "Int64"
     assert str(runs["diverged_epoch"].dtype) == "Int64"
-    assert runs["best_epoch"].isna().tolist() == [False, False, True, False, False, False]
+    assert runs["best_epoch"].isna().tolist() == [False, False, False, True, False, False, False]
 
 
 def test_read_runs_curves_table_is_exact(study_dir: Path) -> None:
@@ -184,7 +187,7 @@ def test_read_runs_curves_table_is_exact(study_dir: Path) -> None:
     assert len(curves) == sum(len(value[0]) for value in RUNS.values())
     assert_frame_equal(curves, expected_curves(), check_exact=True)
     # lr is the grid rate of the run on every row; current_lr is the history's rate.
-    cosine_l3 = curves[(curves["schedule"] == "cosine") & (curves["seed"] == 1)]
+    cosine_l3 = curves[(curves["schedule"] == "cosine") & (curves["seed"] == 1) & (curves["epoch"] <= 2) & (curves["lr"] == L3)]
     assert cosine_l3["lr"].tolist() == [L3, L3]
     assert cosine_l3["current_lr"].tolist() == [L3, L3 / 2]
 
@@ -382,10 +385,10 @@ def test_main_writes_the_three_tables(study_dir: Path, tmp_path: Path, capsys: p
     expected_best = pd.DataFrame(
         [
             ("adam", "constant", L1, 0.625, 0.0, 0.625, 0.0, 1, 0.0, True, "low"),
-            ("adam", "cosine", L2, 0.5, 0.0, 0.75, 0.0, 1, 2 / 3, True, "low"),
+            ("adam", "cosine", L2, 0.625, std2(0.5, 0.75), 0.6875, std2(0.75, 0.625), 2, 0.5, True, "low"),
             ("sgd", "constant", L1, 1.0, std2(1.25, 0.75), 0.4375, std2(0.375, 0.5), 2, 0.0, True, "low"),
         ],
         columns=BEST_COLUMNS,
     )
     assert_frame_equal(best, expected_best, check_exact=True)
-    assert capsys.readouterr().out.strip() == "6 runs (2 diverged), 12 epoch rows"
+    assert capsys.readouterr().out.strip() == "7 runs (2 diverged), 14 epoch rows"

@@ -1,0 +1,190 @@
+"""End to end: the Snakemake workflow on the smoke study, in a scratch directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import compose_study, run_dir
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def make_workdir(path: Path, copy_conf: bool = False) -> Path:
+    """A scratch checkout: the workflow's files linked in, results written locally."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "pipeline", "report", "envs", "examples", "conf"):
+        if name == "conf" and copy_conf:
+            shutil.copytree(REPO / name, path / name)
+        else:
+            (path / name).symlink_to(REPO / name)
+    return path
+
+
+def snakemake(workdir: Path, *arguments: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *arguments],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke study run once for the module: workdir and results folder."""
+    workdir = make_workdir(tmp_path_factory.mktemp("smoke"))
+    dry = snakemake(workdir, "-n", "--cores", "2", "--config", "overrides=study=smoke")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert not (workdir / "results").exists(), "a dry run must not write anything"
+    result = snakemake(workdir, "--cores", "2", "--config", "overrides=study=smoke")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    return workdir, workdir / "results" / "smoke"
+
+
+def test_dry_run_lists_one_training_job_per_cohort(tmp_path):
+    workdir = make_workdir(tmp_path / "w")
+    result = snakemake(workdir, "-n", "--quiet", "rules", "--config", "overrides=study=smoke study.cohort_size=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = compose_study("study=smoke")
+    cohorts = len(study.optimizers) * len(study.schedules) * len(study.settings.seeds)
+    parts = -(-len(study.rates) // 2)
+    train_line = next(line for line in (result.stdout + result.stderr).splitlines() if line.strip().startswith("train "))
+    assert int(train_line.split()[1]) == cohorts * parts
+    assert not (workdir / "results").exists()
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake(make_workdir(tmp_path / "w"), "--lint", "--config", "overrides=study=smoke")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_tables_are_complete_and_consistent(smoke):
+    workdir, results = smoke
+    study = compose_study("study=smoke")
+    runs = pd.read_csv(results / "runs.csv")
+    expected_rows = len(study.optimizers) * len(study.schedules) * len(study.rates) * len(study.settings.seeds)
+    assert len(runs) == expected_rows
+    assert set(runs["optimizer"]) == set(study.optimizers) and set(runs["schedule"]) == set(study.schedules)
+    assert sorted(set(runs["lr"])) == study.rates
+    assert set(runs["status"]) <= {"ok", "diverged"}
+    curves = pd.read_csv(results / "curves.csv")
+    assert len(curves) == runs["epochs_run"].sum()
+    for run in runs.itertuples():
+        history = pd.read_csv(workdir / run.run_dir / "history.csv")
+        assert len(history) == run.epochs_run
+        assert run_dir(f"results/{study.name}", run.optimizer, run.schedule, run.seed, run.lr) == Path(run.run_dir)
+        if run.status == "ok":
+            assert run.best_val_loss == pytest.approx(history["val_loss"].min(), rel=1e-12)
+    best = pd.read_csv(results / "best.csv")
+    assert len(best) == len(study.optimizers) * len(study.schedules)
+    for row in best.itertuples():
+        group = runs[(runs.optimizer == row.optimizer) & (runs.schedule == row.schedule)]
+        means = group.groupby("lr")["best_val_loss"].mean()
+        allowed = group.groupby("lr")["status"].apply(lambda statuses: (statuses == "ok").all())
+        assert row.best_val_loss_mean == pytest.approx(means[allowed].min())
+        assert row.at_edge == (row.lr in (min(study.rates), max(study.rates)))
+    config = (results / "config.yaml").read_text()
+    assert "command: snakemake --cores all --config overrides=study=smoke\n" in config
+    assert config.startswith("study:\n")
+
+
+def test_report_and_figure_exist_and_agree_with_the_tables(smoke):
+    _, results = smoke
+    html = (results / "report.html").read_text()
+    best = pd.read_csv(results / "best.csv")
+    assert "data:image/png;base64," in html
+    assert html.count("<tr") >= len(best) + 1
+    for row in best.itertuples():
+        assert row.schedule in html and row.optimizer in html
+    figure_table = pd.read_csv(results / "figures" / "lr_sensitivity.csv")
+    assert len(figure_table) == len(best) * 3  # every rate of every optimizer x schedule, diverged included
+    assert (results / "figures" / "lr_sensitivity.png").stat().st_size > 10_000
+
+
+def test_rerun_does_nothing_and_a_wider_grid_trains_only_new_rates(smoke):
+    workdir, results = smoke
+    again = snakemake(workdir, "-n", "--cores", "2", "--config", "overrides=study=smoke")
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+    old = pd.read_csv(results / "runs.csv")
+    stamps = {run: (workdir / run / "history.csv").stat().st_mtime_ns for run in old["run_dir"]}
+    wider = "overrides=study=smoke study.grid.values=[0.001,0.01,0.03162,1.0]"
+    result = snakemake(workdir, "--cores", "2", "--config", wider)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    runs = pd.read_csv(results / "runs.csv")
+    assert len(runs) == len(old) // 3 * 4
+    assert sorted(set(runs["lr"])) == [0.001, 0.01, 0.03162, 1.0]
+    assert {run: (workdir / run / "history.csv").stat().st_mtime_ns for run in old["run_dir"]} == stamps
+    logs = "".join(path.read_text() for path in (results / "logs" / "train").rglob("*.log"))
+    assert logs.count("up to date") == len(old)
+
+
+def test_single_run_app_writes_what_the_workflow_writes(smoke, tmp_path):
+    workdir, results = smoke
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.train", "study=smoke", "optimizer=adam", "schedule=warmup_cosine",
+         "lr=0.03162", "seed=0"],  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    relative = Path("results/smoke/runs/adam/warmup_cosine/seed0/lr3.162e-2")
+    alone = pd.read_csv(tmp_path / relative / "history.csv").drop(columns="seconds")
+    in_cohort = pd.read_csv(workdir / relative / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(alone, in_cohort, check_exact=True)
+    summary_alone = json.loads((tmp_path / relative / "summary.json").read_text())
+    summary_cohort = json.loads((workdir / relative / "summary.json").read_text())
+    assert summary_alone["config_hash"] == summary_cohort["config_hash"]
+    assert (tmp_path / relative / "config.yaml").read_text() == (workdir / relative / "config.yaml").read_text()
+
+
+def test_snakemake_report(smoke):
+    workdir, results = smoke
+    out = results / "workflow-report.html"
+    result = snakemake(workdir, "--report", str(out.relative_to(workdir)), "--config", "overrides=study=smoke")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert out.stat().st_size > 10_000
+
+
+def test_a_users_own_model_and_npz_dataset(tmp_path):
+    """The README's example: a model builder of one's own and an .npz file, no package edits."""
+    from sklearn.datasets import load_digits
+
+    workdir = make_workdir(tmp_path / "w", copy_conf=True)
+    (workdir / "conf" / "model" / "wide.yaml").write_text(
+        "name: wide\n_target_: examples.custom_model.wide_mlp\nwidth: 32\n"
+    )
+    digits = load_digits()
+    x, y = (digits.data / 16).astype(np.float32), digits.target
+    (workdir / "data").mkdir()
+    np.savez(workdir / "data" / "mine.npz", x_train=x[:1200], y_train=y[:1200], x_val=x[1200:], y_val=y[1200:])
+    overrides = (
+        "overrides=study=smoke study.name=mine model=wide dataset=npz dataset.path=data/mine.npz dataset.name=mine "
+        "optimizer=[adam] schedule=[constant] study.grid.values=[0.001,0.03]"
+    )
+    env = {"LRSTUDY_CONF_DIR": str(workdir / "conf")}
+    result = snakemake(workdir, "--cores", "2", "--config", overrides, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    runs = pd.read_csv(workdir / "results" / "mine" / "runs.csv")
+    assert len(runs) == 2 and set(runs["status"]) == {"ok"}
+    assert runs["best_val_accuracy"].max() > 0.8  # it really trained on the user data
+    config = json.loads(json.dumps(__import__("yaml").safe_load((workdir / runs["run_dir"][0] / "config.yaml").read_text())))
+    assert config["model"]["_target_"] == "examples.custom_model.wide_mlp" and config["model"]["width"] == 32
+    assert config["dataset"]["path"] == "data/mine.npz"
