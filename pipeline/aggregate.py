@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.io import write_atomic
+from pipeline.train import HISTORY_COLUMNS
 
 RUN_COLUMNS = [
     "optimizer", "schedule", "lr", "seed", "status", "best_val_loss", "best_val_accuracy", "best_epoch",
@@ -49,7 +50,8 @@ def read_runs(run_dirs: Iterable[Path]) -> Tuple[pd.DataFrame, pd.DataFrame]:
     for column in ("best_epoch", "diverged_epoch"):
         runs[column] = runs[column].astype("Int64")
     runs = runs.sort_values(["optimizer", "schedule", "lr", "seed"], kind="stable").reset_index(drop=True)
-    curves_table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_KEYS)
+    empty_curves = pd.DataFrame(columns=[*CURVE_KEYS, "epoch", "current_lr", *HISTORY_COLUMNS[2:]])
+    curves_table = pd.concat(curves, ignore_index=True) if curves else empty_curves
     curves_table = curves_table.sort_values([*CURVE_KEYS, "epoch"], kind="stable").reset_index(drop=True)
     return runs, curves_table
 

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
+from pipeline.config import format_overrides
+
 SNAKEFILE = Path(__file__).resolve().parent.parent / "Snakefile"
 
 
@@ -33,7 +35,7 @@ def split_arguments(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
 def snakemake_command(overrides: Sequence[str], snakemake_arguments: Sequence[str]) -> List[str]:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), *snakemake_arguments]
     if overrides:
-        command += ["--config", "overrides=" + shlex.join(overrides)]
+        command += ["--config", "overrides=" + format_overrides(overrides)]
     return command
 
 

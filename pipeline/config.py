@@ -302,20 +302,41 @@ def cohort_parts(rates: Sequence[float], cohort_size: int) -> List[List[float]]:
 def parse_overrides(overrides: Union[None, str, Sequence[Any]]) -> List[str]:
     """Snakemake's ``--config overrides=...`` value as a list of Hydra overrides.
 
-    A string is split like a shell would (``"model=cnn study.seeds=[0,1]"``); a list (YAML
-    list syntax, or what Snakemake makes of a value starting with ``[``) is taken item by
-    item.
+    A string is split like a shell would (``"model=cnn study.seeds=[0,1]"``). A list is taken
+    item by item: Snakemake makes one of a YAML list whose items it can read
+    (``overrides='["model=cnn", "study.seeds=[0,1]"]'``); a list it could not read reaches us
+    as a string starting with ``[`` and is read here as YAML.
     """
     if overrides is None:
         return []
+    if isinstance(overrides, str) and overrides.strip().startswith("["):
+        import yaml
+
+        try:
+            overrides = yaml.safe_load(overrides)
+        except yaml.YAMLError as error:
+            raise StudyConfigError(
+                f"config key 'overrides' looks like a YAML list but does not parse ({error.__class__.__name__}); "
+                'quote its items: overrides=\'["model=cnn", "study.seeds=[0,1]"]\''
+            ) from error
     if isinstance(overrides, str):
         return shlex.split(overrides)
-    if isinstance(overrides, (list, tuple)):
+    if isinstance(overrides, (list, tuple)) and all(isinstance(item, (str, int, float)) for item in overrides):
         return [str(item) for item in overrides]
     raise StudyConfigError(
         f"config key 'overrides' must be a string of Hydra overrides or a list of them, "
         f"got {type(overrides).__name__}: {overrides!r}"
     )
+
+
+def format_overrides(overrides: Sequence[str]) -> str:
+    """The ``--config overrides=`` value for a list of overrides (inverse of parse_overrides).
+
+    Items are quoted only where they hold spaces or quotes; the value never ends in a quote,
+    which Snakemake's config parser would drop.
+    """
+    text = " ".join(shlex.quote(item) if re.search(r"[\s'\"]", item) else item for item in overrides)
+    return text + " " if text.endswith(("'", '"')) else text
 
 
 def compose_config(overrides: Sequence[str], config_name: str = "config") -> DictConfig:

@@ -27,7 +27,8 @@ def mnist1d(num_samples: int = 5000, train_split: float = 0.8, seed: int = 42) -
     """MNIST-1D generated offline (``mnist1d.data.make_dataset``), never downloaded.
 
     Args:
-        num_samples: total examples generated (train + validation).
+        num_samples: examples generated in all (train + validation); the generator makes
+            ``num_samples // 10`` per class, so use a multiple of 10.
         train_split: fraction used for training; the rest is the validation set.
         seed: the generator's seed (the dataset is a function of its settings).
     """
@@ -102,7 +103,13 @@ def build_dataset(options: Mapping[str, Any]) -> Arrays:
 
 def save_npz(arrays: Mapping[str, np.ndarray], path: Union[str, Path]) -> None:
     """Write the arrays atomically (temporary file in the same folder, then rename)."""
-    write_atomic(path, lambda temporary: np.savez(temporary, **arrays))
+
+    def write(temporary: Path) -> None:
+        # Through a file handle: given a path, np.savez would append ".npz" to a name without it.
+        with temporary.open("wb") as handle:
+            np.savez(handle, **arrays)
+
+    write_atomic(path, write)
 
 
 def load_npz(path: Union[str, Path]) -> Arrays:

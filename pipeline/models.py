@@ -16,8 +16,8 @@ def mlp(input_shape: Sequence[int], num_classes: int, hidden_units: Sequence[int
     """Fully connected network: ``Flatten`` then one ``Dense`` per entry of ``hidden_units``."""
     import keras
 
-    if not hidden_units or any(int(units) < 1 for units in hidden_units):
-        raise ValueError(f"model.hidden_units must be a non-empty list of positive sizes, got {list(hidden_units)}")
+    if isinstance(hidden_units, (int, str)) or not hidden_units or any(int(units) < 1 for units in hidden_units):
+        raise ValueError(f"model.hidden_units must be a non-empty list of positive sizes, got {hidden_units!r}")
     inputs = keras.Input(shape=tuple(input_shape))
     x = keras.layers.Flatten()(inputs)
     for units in hidden_units:

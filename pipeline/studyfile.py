@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, Sequence
 
+from pipeline.config import format_overrides
 from pipeline.io import write_yaml_atomic
 
 PACKAGES = ("snakemake", "hydra-core", "tensorflow", "keras", "numpy", "pandas", "seaborn", "matplotlib", "mnist1d", "scikit-learn")
@@ -21,7 +22,7 @@ def reproduce_command(overrides: Sequence[str]) -> str:
     """The exact shell command that recomposes and reruns this study."""
     command = ["snakemake", "--cores", "all"]
     if overrides:
-        command += ["--config", "overrides=" + shlex.join(overrides)]
+        command += ["--config", "overrides=" + format_overrides(overrides)]
     return shlex.join(command)
 
 

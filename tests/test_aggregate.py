@@ -200,11 +200,6 @@ def test_read_runs_order_of_folders_does_not_matter(study_dir: Path) -> None:
     assert_frame_equal(curves_a, curves_b, check_exact=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG pipeline/aggregate.py read_runs: with no run folders the empty curves frame has no 'epoch' "
-    "column, so sort_values([*CURVE_KEYS, 'epoch']) raises KeyError('epoch')",
-)
 def test_read_runs_of_no_folders_gives_empty_tables() -> None:
     runs, curves = read_runs([])
     assert list(runs.columns) == RUN_COLUMNS and runs.empty

@@ -16,6 +16,7 @@ from pipeline.config import (
     cohort_parts,
     compose_study,
     config_hash,
+    format_overrides,
     grid_rates,
     GridConfig,
     lr_to_str,
@@ -91,6 +92,22 @@ def test_overrides_accept_a_yaml_list_and_a_string_alike():
     assert as_string.as_dict() | {"overrides": None} == as_list.as_dict() | {"overrides": None}
     assert parse_overrides(None) == []
     assert parse_overrides("a=1 'b=x y'") == ["a=1", "b=x y"]
+    # What Snakemake hands over for --config overrides='[study=smoke, schedule=[a,b]]' (unreadable
+    # as YAML, so a string) and for overrides='["study=smoke", "schedule=[a,b]"]' (a list).
+    assert parse_overrides('["study=smoke", "schedule=[a,b]"]') == ["study=smoke", "schedule=[a,b]"]
+    assert parse_overrides(["study=smoke", "schedule=[a,b]"]) == ["study=smoke", "schedule=[a,b]"]
+    with pytest.raises(StudyConfigError, match="quote its items"):
+        parse_overrides("[study=smoke, schedule=[a,b]]")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["study=smoke"], ["model=cnn", "study.seeds=[0,1]"], ["study.name=x", "dataset.path='my data/x.npz'"], ["a=b c"]],
+)
+def test_format_overrides_round_trips(overrides):
+    text = format_overrides(overrides)
+    assert parse_overrides(text) == overrides
+    assert not text.endswith(("'", '"'))
 
 
 def test_smoke_preset_and_study_name():

@@ -210,7 +210,7 @@ def test_save_npz_overwrites_atomically(tmp_path: Path) -> None:
 
 def test_save_npz_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_savez(file, **arrays) -> None:  # type: ignore[no-untyped-def]
-        Path(file).write_bytes(b"partial")  # a half-written file that must not survive
+        file.write(b"partial")  # a half-written file that must not survive
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", failing_savez)
@@ -236,12 +236,6 @@ def test_save_npz_failure_keeps_the_previous_file(tmp_path: Path, monkeypatch: p
     assert_arrays_equal(load_npz(path), arrays)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG pipeline/data.py save_npz: np.savez appends '.npz' to a path not ending in '.npz', so it writes "
-    "'<temporary>.npz' beside the empty temporary file; write_atomic then renames the EMPTY file onto the target "
-    "and leaves the real data as a stray '.data.cache.*.cache.npz' file",
-)
 def test_save_npz_to_a_path_without_npz_suffix(tmp_path: Path) -> None:
     arrays = data._checked(small_arrays(), source="test")
     path = tmp_path / "data.cache"

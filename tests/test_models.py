@@ -113,12 +113,6 @@ def test_mlp_bad_hidden_units(hidden_units: list) -> None:
         mlp((40,), 10, hidden_units=hidden_units)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG pipeline/models.py mlp: a scalar hidden_units (e.g. the override model.hidden_units=100) raises "
-    "TypeError \"'int' object is not iterable\" from the any(...) check instead of a ValueError naming "
-    "model.hidden_units; check_target does not catch it, so it surfaces only inside a training job",
-)
 def test_mlp_scalar_hidden_units_names_the_key() -> None:
     with pytest.raises(ValueError, match=r"model\.hidden_units"):
         mlp((40,), 10, hidden_units=100)  # type: ignore[arg-type]
