@@ -10,7 +10,8 @@ override stops here with a message naming the key, and nothing under results/ is
 import json
 
 from pipeline.cohort import cohort_spec
-from pipeline.config import cohort_parts, compose_study, StudyConfigError
+from pipeline.compose import compose_study
+from pipeline.config import cohort_parts, StudyConfigError
 
 
 _unknown_keys = sorted(set(config) - {"overrides"})

@@ -22,10 +22,8 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import matplotlib
 
@@ -39,6 +37,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
+
+from pipeline.io import write_atomic  # noqa: E402
 
 #: Columns of ``runs.csv`` the sensitivity table reads.
 RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "status", "best_val_loss")
@@ -253,35 +253,15 @@ def draw_sensitivity(table: pd.DataFrame) -> Figure:
 # --------------------------------------------------------------------------------------
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` via a temporary file in the same folder and ``os.replace``.
-
-    A crash mid-write then never leaves a truncated file that Snakemake would take as done.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(descriptor)
-    try:
-        write(Path(temporary))
-        # mkstemp creates the file private (0600); give it the usual umask-based mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_figure(figure: Figure, path: Path, dpi: int = 150) -> None:
     """Save a figure atomically; the format follows the file suffix."""
     fmt = path.suffix.lstrip(".") or "png"
-    _write_atomically(path, lambda temporary: figure.savefig(temporary, format=fmt, dpi=dpi))
+    write_atomic(path, lambda temporary: figure.savefig(temporary, format=fmt, dpi=dpi))
 
 
 def save_table(table: pd.DataFrame, path: Path) -> None:
     """Save a figure's table atomically as CSV, floats at full precision."""
-    _write_atomically(path, lambda temporary: table.to_csv(temporary, index=False))
+    write_atomic(path, lambda temporary: table.to_csv(temporary, index=False))
 
 
 def lr_sensitivity(runs_path: Path, out: Path) -> None:

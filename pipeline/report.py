@@ -19,9 +19,7 @@ import argparse
 import base64
 import html
 import math
-import os
 import shlex
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -29,6 +27,7 @@ import pandas as pd
 import yaml
 
 from pipeline.config import lr_to_str
+from pipeline.io import write_text_atomic
 
 #: Columns of ``best.csv`` the report reads.
 BEST_COLUMNS: tuple[str, ...] = (
@@ -323,24 +322,6 @@ def build_report(
     return "\n".join(parts) + "\n"
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` via a temporary file in the same folder and ``os.replace``, so a crash
-    never leaves a truncated report that Snakemake would take as done."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        # mkstemp creates the file private (0600); give it the usual umask-based mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _parse_figure(text: str) -> tuple[str, Path]:
     name, sep, path = text.partition("=")
     if not sep or not name or not path:
@@ -376,7 +357,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         figures=dict(args.figure),
         config_text=config_text,
     )
-    _write_atomically(args.out, page)
+    write_text_atomic(args.out, page)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from pipeline.config import check_schedule
+from pipeline.compose import check_schedule
 
 __all__ = ["Constant", "WarmupConstant", "build_schedule", "schedule_curve"]
 

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, Sequence
 
-from pipeline.config import format_overrides
+from pipeline.compose import format_overrides
 from pipeline.io import write_yaml_atomic
 
 PACKAGES = ("snakemake", "hydra-core", "tensorflow", "keras", "numpy", "pandas", "seaborn", "matplotlib", "mnist1d", "scikit-learn")

@@ -47,6 +47,11 @@ def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = Tr
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import tensorflow as tf
 
+    if threads:
+        # The environment variables cover thread pools created at import; the API call makes
+        # the setting explicit and readable back (it is recorded in each summary.json).
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:
@@ -59,6 +64,16 @@ def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = Tr
         details = tf.config.experimental.get_device_details(gpus[0])
         return f"GPU:0 ({details.get('device_name', 'unknown')})"
     return f"CPU ({platform.processor() or platform.machine()})"
+
+
+def thread_settings() -> Dict[str, int]:
+    """TensorFlow's intra/inter-op thread counts in this process (0 = TensorFlow's default: all cores)."""
+    import tensorflow as tf
+
+    return {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
 
 
 def package_versions() -> Dict[str, str]:
@@ -224,6 +239,7 @@ def train_run(run_config: Mapping[str, Any], arrays: Mapping[str, Any], out_dir:
             "initial_loss": reference_loss,
             "seconds": time.perf_counter() - started,
             "device": device,
+            "threads": thread_settings(),
             "versions": package_versions(),
             "config_hash": config_hash(dict(run_config)),
         }
@@ -259,7 +275,8 @@ def main() -> None:
 
     @hydra.main(config_path=str(conf_dir()), config_name="run", version_base="1.3")
     def app(cfg: DictConfig) -> None:
-        from pipeline.config import StudyConfigError, validate
+        from pipeline.compose import validate
+        from pipeline.config import StudyConfigError
 
         lr, seed = cfg.lr, cfg.seed
         with_flag = OmegaConf.to_container(cfg, resolve=True)

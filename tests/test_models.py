@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.config import CONF_DIR, StudyConfigError, check_target
+from pipeline.compose import check_target
+from pipeline.config import CONF_DIR, StudyConfigError
 from pipeline.models import build_model, cnn, mlp
 
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from pipeline.cohort import cohort_spec
-from pipeline.config import compose_study, config_hash, run_dir
+from pipeline.compose import compose_study
+from pipeline.config import config_hash, run_dir
 from pipeline.data import build_dataset, save_npz
 from pipeline.train import HISTORY_COLUMNS, configure_tensorflow, is_complete, summarise, train_run
 
@@ -99,6 +100,8 @@ def test_cohort_job_trains_every_rate_survives_divergence_and_skips_complete_run
     entries = json.loads(manifest.read_text())["runs"]
     assert [(entry["lr"], entry["status"]) for entry in entries] == [(0.01, "ok"), (30.0, "diverged")]
     history_file = run_dir(spec["study_dir"], "adam", "constant", 0, 0.01) / "history.csv"
+    summary = json.loads((history_file.parent / "summary.json").read_text())
+    assert summary["threads"] == {"intra_op": 1, "inter_op": 1}  # the job's --threads, not every core
     before = history_file.stat().st_mtime_ns
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0

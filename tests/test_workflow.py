@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import compose_study, run_dir
+from pipeline.compose import compose_study
+from pipeline.config import run_dir
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
