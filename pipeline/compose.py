@@ -27,6 +27,7 @@ from pipeline.config import (
     OPTIMIZER_TYPES,
     SCHEDULE_TYPES,
     Config,
+    DiagnosisConfig,
     GridConfig,
     OptimizerConfig,
     ScheduleConfig,
@@ -136,7 +137,7 @@ def _schema_merge(cfg: DictConfig) -> Config:
     extra = sorted(set(plain) - {field.name for field in dataclasses.fields(Config)})
     if extra:
         raise StudyConfigError(
-            f"unknown top-level key(s) {extra}; valid keys: dataset, model, optimizer, schedule, study"
+            f"unknown top-level key(s) {extra}; valid keys: dataset, model, optimizer, schedule, study, diagnosis"
         )
     try:
         merged = OmegaConf.merge(schema, plain)
@@ -165,6 +166,8 @@ def _valid_keys_for(full_key: str) -> List[str]:
             if part == "grid":
                 target = GridConfig
         return [f.name for f in dataclasses.fields(target)]
+    if parts[0] == "diagnosis":
+        return [f.name for f in dataclasses.fields(DiagnosisConfig)]
     if parts[0] == "optimizer" and len(parts) >= 3:
         return [f.name for f in dataclasses.fields(OptimizerConfig)]
     if parts[0] == "schedule" and len(parts) >= 3:
@@ -279,6 +282,22 @@ def check_target(group: str, options: Dict[str, Any], fixed: Sequence[str]) -> N
         ) from error
 
 
+def check_diagnosis(diagnosis: DiagnosisConfig) -> DiagnosisConfig:
+    """Every diagnosis threshold is a positive number; fractions lie in (0, 1)."""
+    fractions = ("underfit_progress", "tail_fraction", "target_fraction", "diverged_warning", "early_best", "late_best")
+    for item in dataclasses.fields(DiagnosisConfig):
+        value = getattr(diagnosis, item.name)
+        if not (math.isfinite(value) and value > 0):
+            raise StudyConfigError(f"diagnosis.{item.name}={value!r} must be a number > 0")
+        if item.name in fractions and not value < 1 and not (item.name == "target_fraction" and value == 1):
+            raise StudyConfigError(f"diagnosis.{item.name}={value!r} must be in (0, 1)")
+    if diagnosis.early_best >= diagnosis.late_best:
+        raise StudyConfigError(
+            f"diagnosis.early_best={diagnosis.early_best} must be smaller than diagnosis.late_best={diagnosis.late_best}"
+        )
+    return diagnosis
+
+
 def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
     """Turn a composed config into a :class:`Study`, or raise StudyConfigError."""
     config = _schema_merge(cfg)
@@ -349,6 +368,7 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
         optimizers=optimizers,
         schedules=schedules,
         settings=settings,
+        diagnosis=check_diagnosis(config.diagnosis),
         overrides=list(overrides),
         rates=grid_rates(grid),
     )

@@ -152,12 +152,46 @@ class StudyConfig:
 
 
 @dataclass
+class DiagnosisConfig:
+    """Thresholds of the fitting diagnosis (``conf/diagnosis/``); the README gives the reason
+    for each default. Loss ratios are relative, so they hold for any loss scale."""
+
+    #: An epoch-to-epoch rise of the training loss by more than this fraction is a spike
+    #: (epoch means of a healthy run wobble by a few percent at most) -> ``unstable``.
+    spike_rise: float = 0.25
+    #: A final training loss above the run's own best by more than this fraction -> ``unstable``.
+    end_worse_margin: float = 0.2
+    #: A run that achieved less than this fraction of the study's best loss reduction (from the
+    #: untrained loss down to the lowest training loss any run reached) -> ``underfit``.
+    underfit_progress: float = 0.5
+    #: Share of the epochs, at the end, over which convergence is judged.
+    tail_fraction: float = 0.2
+    #: Still falling by more than this fraction per epoch over the tail -> not converged,
+    #: ``underfit``.
+    converged_drop: float = 0.02
+    #: A final validation loss above its own minimum by more than this fraction while the
+    #: training loss kept falling -> ``overfit``.
+    overfit_val_rise: float = 0.1
+    #: A final generalisation gap (val_loss - loss) above this many loss units -> ``overfit``.
+    gap_threshold: float = 0.5
+    #: The target accuracy for cost-to-target: this fraction of the study's best val accuracy.
+    target_fraction: float = 0.95
+    #: Report warnings: a diverged share above this, per optimizer x schedule.
+    diverged_warning: float = 0.3
+    #: Report warnings: best epoch within the first ``early_best`` share of training (too many
+    #: epochs) or after the ``late_best`` share (train longer).
+    early_best: float = 0.1
+    late_best: float = 0.75
+
+
+@dataclass
 class Config:
     dataset: Dict[str, Any] = MISSING
     model: Dict[str, Any] = MISSING
     optimizer: Dict[str, OptimizerConfig] = MISSING
     schedule: Dict[str, ScheduleConfig] = MISSING
     study: StudyConfig = field(default_factory=StudyConfig)
+    diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
 
 
 @dataclass
@@ -169,6 +203,7 @@ class Study:
     optimizers: Dict[str, Dict[str, Any]]
     schedules: Dict[str, Dict[str, Any]]
     settings: StudyConfig
+    diagnosis: DiagnosisConfig
     overrides: List[str]
     rates: List[float]
 
@@ -184,6 +219,7 @@ class Study:
             "optimizer": self.optimizers,
             "schedule": self.schedules,
             "study": dataclasses.asdict(self.settings),
+            "diagnosis": dataclasses.asdict(self.diagnosis),
             "rates": self.rates,
             "overrides": self.overrides,
         }

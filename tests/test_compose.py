@@ -128,6 +128,8 @@ BAD_INPUTS = [
     ("dataset=cifar", r"dataset.*digits.*mnist1d"),
     ("study=huge", r"study.*default.*smoke"),
     ("study.epoch=3", r"epoch"),  # typo of a key
+    ("diagnosis.early_best=0.9", r"diagnosis.early_best=0.9 must be smaller than diagnosis.late_best"),
+    ("diagnosis.spike_rise=-1", r"diagnosis.spike_rise=-1.0 must be a number > 0"),
     ("+study.seedz=[1]", r"seedz.*valid keys there.*seeds"),  # added unknown key
     ("study.epochs=abc", r"study.epochs"),  # wrong type
     ("study.seeds=[]", r"study.seeds is empty"),
