@@ -7,6 +7,7 @@ The study is composed from conf/ with Hydra and validated before any job is plan
 override stops here with a message naming the key, and nothing under results/ is touched.
 """
 
+import dataclasses
 import json
 
 from pipeline.cohort import cohort_spec
@@ -58,7 +59,6 @@ localrules:
     all,
     study_config,
     aggregate,
-    figure_lr_sensitivity,
     report_html,
 
 
@@ -73,7 +73,7 @@ rule all:
 
 rule study_config:
     output:
-        f"{STUDY_DIR}/config.yaml",
+        report(f"{STUDY_DIR}/config.yaml", caption="report/config.rst", category="Study settings"),
     params:
         study=json.dumps(STUDY.as_dict()),
     log:
@@ -126,45 +126,15 @@ rule aggregate:
         runs=f"{STUDY_DIR}/runs.csv",
         curves=f"{STUDY_DIR}/curves.csv",
         best=f"{STUDY_DIR}/best.csv",
+    params:
+        diagnosis=json.dumps(dataclasses.asdict(STUDY.diagnosis)),
     log:
         f"{STUDY_DIR}/logs/aggregate.log",
     conda:
         "envs/pipeline.yaml"
     shell:
         "python -m pipeline.aggregate --manifests {input} --runs {output.runs} --curves {output.curves}"
-        " --best {output.best} > {log} 2>&1"
+        " --best {output.best} --diagnosis {params.diagnosis:q} > {log} 2>&1"
 
 
-rule figure_lr_sensitivity:
-    input:
-        runs=f"{STUDY_DIR}/runs.csv",
-    output:
-        figure=report(
-            f"{STUDY_DIR}/figures/lr_sensitivity.png",
-            caption="report/lr_sensitivity.rst",
-            category="Learning-rate sensitivity",
-        ),
-        table=f"{STUDY_DIR}/figures/lr_sensitivity.csv",
-    log:
-        f"{STUDY_DIR}/logs/figure_lr_sensitivity.log",
-    conda:
-        "envs/pipeline.yaml"
-    shell:
-        "python -m pipeline.figures lr_sensitivity --runs {input.runs} --out {output.figure} > {log} 2>&1"
-
-
-rule report_html:
-    input:
-        runs=f"{STUDY_DIR}/runs.csv",
-        best=f"{STUDY_DIR}/best.csv",
-        config=f"{STUDY_DIR}/config.yaml",
-        sensitivity=f"{STUDY_DIR}/figures/lr_sensitivity.png",
-    output:
-        f"{STUDY_DIR}/report.html",
-    log:
-        f"{STUDY_DIR}/logs/report.log",
-    conda:
-        "envs/pipeline.yaml"
-    shell:
-        "python -m pipeline.report --runs {input.runs} --best {input.best} --config {input.config}"
-        " --figure lr_sensitivity={input.sensitivity} --out {output} > {log} 2>&1"
+include: "rules/figures.smk"

@@ -6,8 +6,13 @@
 - ``best.csv``: per optimizer × schedule, the recommended grid rate: the lowest mean
   ``best_val_loss`` over seeds. A rate at which any seed diverged is not recommended unless
   every rate had a diverged seed. Standard deviations are the sample standard deviation
-  over seeds (ddof=1), 0 for a single seed (as in the sensitivity figure). ``at_edge`` is true where the rate is the smallest (``edge`` = low) or largest
-  (``edge`` = high) rate tried: the grid should be widened that way.
+  over seeds (ddof=1), 0 for a single seed (as in the sensitivity figure). ``at_edge`` is
+  true where the rate is the smallest (``edge`` = low) or largest (``edge`` = high) rate
+  tried: the grid should be widened that way. ``fit`` is the majority fit label of the
+  seeds at that rate (:func:`pipeline.diagnosis.fit_of_cell`).
+
+With ``--diagnosis`` (the study's thresholds as JSON), runs.csv also carries each run's fit
+label and the numbers behind it (:mod:`pipeline.diagnosis`).
 """
 
 from __future__ import annotations
@@ -26,12 +31,12 @@ from pipeline.train import HISTORY_COLUMNS
 RUN_COLUMNS = [
     "optimizer", "schedule", "lr", "seed", "status", "best_val_loss", "best_val_accuracy", "best_epoch",
     "final_loss", "final_val_loss", "final_val_accuracy", "diverged_epoch", "epochs_run", "steps",
-    "val_accuracy_at_best", "seconds", "run_dir",
+    "val_accuracy_at_best", "seconds", "initial_loss", "run_dir",
 ]  # fmt: skip
 CURVE_KEYS = ["optimizer", "schedule", "lr", "seed"]
 BEST_COLUMNS = [
     "optimizer", "schedule", "lr", "best_val_loss_mean", "best_val_loss_std", "best_val_accuracy_mean",
-    "best_val_accuracy_std", "seeds", "diverged_fraction", "at_edge", "edge",
+    "best_val_accuracy_std", "seeds", "diverged_fraction", "at_edge", "edge", "fit", "best_epoch_mean",
 ]  # fmt: skip
 
 
@@ -61,30 +66,39 @@ def seed_std(values: pd.Series) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
+def rate_table(group: pd.DataFrame) -> pd.DataFrame:
+    """One optimizer × schedule's runs summarised per grid rate, ranked best first.
+
+    The rank follows the recommendation rule: rates at which no seed diverged come first,
+    by mean ``best_val_loss``; rates with a diverged seed (or no finite loss) follow.
+    """
+    per_rate = group.groupby("lr", sort=True).agg(
+        best_val_loss_mean=("best_val_loss", "mean"),
+        best_val_loss_std=("best_val_loss", seed_std),
+        best_val_accuracy_mean=("best_val_accuracy", "mean"),
+        best_val_accuracy_std=("best_val_accuracy", seed_std),
+        best_epoch_mean=("best_epoch", lambda epochs: float(epochs.astype("Float64").mean())),
+        seeds=("seed", "nunique"),
+        diverged=("status", lambda statuses: int((statuses == "diverged").sum())),
+    )
+    clean = (per_rate["diverged"] == 0) & np.isfinite(per_rate["best_val_loss_mean"])
+    finite = np.isfinite(per_rate["best_val_loss_mean"])
+    per_rate["tier"] = np.where(clean, 0, np.where(finite, 1, 2))
+    return per_rate.sort_values(["tier", "best_val_loss_mean"], kind="stable", na_position="last")
+
+
 def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per optimizer × schedule: the recommended grid rate (rule in the module doc)."""
+    from pipeline.diagnosis import fit_of_cell
+
     rows = []
     for (optimizer, schedule), group in runs.groupby(["optimizer", "schedule"], sort=True):
-        per_rate = group.groupby("lr", sort=True).agg(
-            best_val_loss_mean=("best_val_loss", "mean"),
-            best_val_loss_std=("best_val_loss", seed_std),
-            best_val_accuracy_mean=("best_val_accuracy", "mean"),
-            best_val_accuracy_std=("best_val_accuracy", seed_std),
-            seeds=("seed", "nunique"),
-            diverged=("status", lambda statuses: int((statuses == "diverged").sum())),
-        )
-        candidates = per_rate[(per_rate["diverged"] == 0) & np.isfinite(per_rate["best_val_loss_mean"])]
-        if candidates.empty:
-            candidates = per_rate[np.isfinite(per_rate["best_val_loss_mean"])]
-        rates = per_rate.index.to_list()
-        if candidates.empty:  # every run of this optimizer × schedule diverged in its first epoch
-            chosen_lr, chosen = rates[0], per_rate.iloc[0]
-        else:
-            chosen_lr = float(candidates["best_val_loss_mean"].idxmin())
-            chosen = per_rate.loc[chosen_lr]
+        ranked = rate_table(group)
+        rates = sorted(ranked.index)
+        chosen_lr = float(ranked.index[0]) if ranked["tier"].iloc[0] < 2 else rates[0]
+        chosen = ranked.loc[chosen_lr]
         edge = "low" if chosen_lr == rates[0] else "high" if chosen_lr == rates[-1] else ""
-        if len(rates) == 1:
-            edge = "low"  # a single rate is both edges: widen in both directions
+        at_rate = group[group["lr"] == chosen_lr]
         rows.append(
             {
                 "optimizer": optimizer,
@@ -96,8 +110,11 @@ def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
                 "best_val_accuracy_std": chosen["best_val_accuracy_std"],
                 "seeds": int(chosen["seeds"]),
                 "diverged_fraction": float((group["status"] == "diverged").mean()),
+                # A single rate is both edges; "low" asks to widen it (both ways, in practice).
                 "at_edge": bool(edge),
                 "edge": edge,
+                "fit": fit_of_cell(at_rate["fit"]) if "fit" in at_rate else "",
+                "best_epoch_mean": chosen["best_epoch_mean"],
             }
         )
     return pd.DataFrame(rows, columns=BEST_COLUMNS)
@@ -117,8 +134,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", required=True, type=Path)
     parser.add_argument("--curves", required=True, type=Path)
     parser.add_argument("--best", required=True, type=Path)
+    parser.add_argument("--diagnosis", default=None, help="diagnosis thresholds as JSON (DiagnosisConfig fields)")
     args = parser.parse_args(argv)
     runs, curves = read_runs(run_dirs_from_manifests(args.manifests))
+    if args.diagnosis is not None:
+        from pipeline.config import DiagnosisConfig
+        from pipeline.diagnosis import diagnose_runs
+
+        runs = diagnose_runs(runs, curves, DiagnosisConfig(**json.loads(args.diagnosis)))
     write_csv(runs, args.runs)
     write_csv(curves, args.curves)
     write_csv(best_rates(runs), args.best)
