@@ -1,5 +1,10 @@
 """The study report: one self-contained HTML page from ``runs.csv``, ``best.csv`` and figures.
 
+The page opens with the answer (the recommended rate per optimizer × schedule with its fit
+label, and which schedule won per optimizer), then the warnings of :mod:`pipeline.advice`, the
+figures with a reading aid each, the diverged runs per schedule, and what it takes to
+reproduce the study (settings, package versions, git commit, command).
+
 The page embeds its images as base64 data URIs and its CSS inline, and needs no JavaScript,
 so it can be mailed, attached to a ticket or opened offline on a phone and still be whole.
 Every piece of text from the study (names, settings, command) goes through
@@ -26,6 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import pandas as pd
 import yaml
 
+from pipeline.advice import StudyWarning, diverged_by_schedule, study_warnings
 from pipeline.config import lr_to_str
 from pipeline.io import write_text_atomic
 
@@ -44,10 +50,12 @@ BEST_COLUMNS: tuple[str, ...] = (
     "edge",
 )
 
-#: Columns of ``runs.csv`` the report reads.
-RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "status")
+#: Columns of ``runs.csv`` the report reads (``best_epoch`` too, where ``best.csv`` lacks
+#: ``best_epoch_mean``).
+RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "seed", "status", "best_val_loss")
 
-#: One-line reading aids of known figures, shown under the image.
+#: Title and one-line reading aid of each known figure; figures are shown in this order, and
+#: figures of other names after them, titled by their name.
 FIGURE_CAPTIONS: Dict[str, tuple[str, str]] = {
     "lr_sensitivity": (
         "Learning-rate sensitivity",
@@ -55,6 +63,57 @@ FIGURE_CAPTIONS: Dict[str, tuple[str, str]] = {
         "(band: ± 1 std); lower is better, and a flat valley means a forgiving rate. An × at the "
         "top of a panel marks diverged runs at that rate (a number counts them).",
     ),
+    "fitting_map": (
+        "Fitting map",
+        "Each cell is one optimizer × schedule at one rate, coloured by its runs' diagnosis "
+        "(diverged dark red, unstable orange, underfit blue-grey, overfit purple, good green): "
+        "pick a rate from the green band, away from its edges.",
+    ),
+    "learning_curves": (
+        "Learning curves",
+        "Training and validation loss per epoch at each recommended rate: validation loss turning "
+        "up while training loss keeps falling is overfitting, and curves still falling at the last "
+        "epoch want more epochs.",
+    ),
+    "generalisation_gap": (
+        "Generalisation gap",
+        "Validation minus training loss at the end of training, per rate: near 0 the model "
+        "generalises, a large positive gap means it memorises the training set (overfit).",
+    ),
+    "schedule_shapes": (
+        "Schedule shapes",
+        "The learning rate each schedule applies over training, as a share of its peak (the grid "
+        "rate): what differs between the schedules before any result.",
+    ),
+    "schedule_comparison": (
+        "Schedule comparison",
+        "Each schedule's best validation loss at its recommended rate, per optimizer (± 1 std over "
+        "seeds): lower is better, and overlapping spreads mean the schedules are not distinguishable.",
+    ),
+    "cost_to_target": (
+        "Cost to target",
+        "What each optimizer × schedule spent to first reach the target validation accuracy (a "
+        "share of the study's best): lower is cheaper; a missing mark never reached it.",
+    ),
+}
+
+#: Badge colours of the fit labels, the fitting map's: diverged dark red, unstable orange,
+#: underfit blue-grey, overfit purple, good green.
+FIT_COLOURS: Dict[str, str] = {
+    "diverged": "#8b0000",
+    "unstable": "#e8590c",
+    "underfit": "#607d8b",
+    "overfit": "#7b2cbf",
+    "good": "#2b8a3e",
+}
+
+#: Headings of the warning kinds of :mod:`pipeline.advice`.
+WARNING_LABELS: Dict[str, str] = {
+    "edge": "grid edge",
+    "diverged": "diverged",
+    "early_best": "best epoch early",
+    "late_best": "best epoch late",
+    "seeds_disagree": "seeds disagree",
 }
 
 _MIME_TYPES: Dict[str, str] = {
@@ -71,8 +130,10 @@ _CSS = """
 body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
        color: #1f2328; background: #fff; }
 main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
-h1 { font-size: 1.6rem; margin: 0.5rem 0 1rem; overflow-wrap: anywhere; }
+h1 { font-size: 1.6rem; margin: 0.5rem 0 1rem; }
 h2 { font-size: 1.25rem; margin: 2rem 0 0.75rem; border-bottom: 1px solid #d0d7de; }
+/* Overrides and rate lists are long unbroken tokens: break them rather than widen the page. */
+h1, h2, p, li, figcaption { overflow-wrap: anywhere; }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; font-size: 0.9rem; min-width: 100%; }
 th, td { padding: 0.35rem 0.6rem; border-bottom: 1px solid #d0d7de; text-align: left;
@@ -85,8 +146,17 @@ figure { margin: 1rem 0; }
 figcaption { font-size: 0.9rem; color: #57606a; margin-top: 0.4rem; }
 pre { background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 0.85rem;
       white-space: pre; border-radius: 6px; }
-ul.findings li { margin-bottom: 0.4rem; }
+ul.findings li, ul.warnings li { margin-bottom: 0.4rem; }
+ul.warnings { padding-left: 1.2rem; }
+.kind { font-weight: 600; color: #9a6700; }
+code { font-size: 0.9em; }
+.fit { display: inline-block; padding: 0 0.55em; border-radius: 1em; color: #fff; font-weight: 600;
+       font-size: 0.8rem; line-height: 1.6; }
+.fit-none { background: #8c959f; }
 """
+
+#: One background colour per fit label (the badge classes ``fit-<label>``).
+_FIT_CSS = "".join(f".fit-{label} {{ background: {colour}; }}\n" for label, colour in FIT_COLOURS.items())
 
 
 def _e(value: object) -> str:
@@ -196,14 +266,27 @@ def _image_data_uri(path: Path) -> str:
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]]) -> str:
-    """An HTML table in a horizontal scroller; cells are ``(escaped text, css class)``."""
+def _table(header: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]], table_id: str = "") -> str:
+    """An HTML table in a horizontal scroller; cells are ``(escaped HTML, css class)``.
+
+    The scroller lets a wide table scroll on its own on a phone instead of widening the page.
+    """
     head = "".join(f"<th>{_e(name)}</th>" for name in header)
     body = "".join(
         "<tr>" + "".join(f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>" for text, cls in row) + "</tr>"
         for row in rows
     )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    attribute = f' id="{_e(table_id)}"' if table_id else ""
+    return f'<div class="scroll"><table{attribute}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def fit_badge(label: Any) -> str:
+    """The fit label as a coloured badge (HTML); a missing or unknown label is a grey "n/a"/its text."""
+    if label is None or (isinstance(label, float) and math.isnan(label)) or str(label).strip() == "":
+        return '<span class="fit fit-none">n/a</span>'
+    text = str(label).strip()
+    css = f"fit-{text}" if text in FIT_COLOURS else "fit-none"
+    return f'<span class="fit {css}">{_e(text)}</span>'
 
 
 def _recommended_table(best: pd.DataFrame) -> str:
@@ -217,6 +300,7 @@ def _recommended_table(best: pd.DataFrame) -> str:
                 (_e(row["optimizer"]), ""),
                 (_e(row["schedule"]), ""),
                 (_e(format_rate(row["lr"])), "num"),
+                (fit_badge(row.get("fit")), ""),
                 (_e(_mean_std(row["best_val_loss_mean"], row["best_val_loss_std"], ".4f")), "num"),
                 (_e(_mean_std(row["best_val_accuracy_mean"], row["best_val_accuracy_std"], ".4f")), "num"),
                 (_e(seeds), "num"),
@@ -224,8 +308,53 @@ def _recommended_table(best: pd.DataFrame) -> str:
                 (_e(warning), "warn" if warning else ""),
             ]
         )
-    header = ["optimizer", "schedule", "rate", "best val_loss", "val accuracy", "seeds", "diverged", "warning"]
-    return _table(header, rows)
+    header = ["optimizer", "schedule", "rate", "fit", "best val_loss", "val accuracy", "seeds", "diverged", "grid edge"]
+    return _table(header, rows, table_id="recommended")
+
+
+def _warnings_html(warnings: Sequence[StudyWarning]) -> str:
+    if not warnings:
+        return '<p class="no-warnings">No warnings.</p>'
+    items = "".join(
+        f'<li class="warning-{_e(item.kind)}"><span class="kind">{_e(WARNING_LABELS.get(item.kind, item.kind))}:</span> '
+        f"{_e(item.message)}</li>"
+        for item in warnings
+    )
+    return f'<ul class="warnings">{items}</ul>'
+
+
+def _diverged_table(runs: pd.DataFrame) -> str:
+    rows: List[List[tuple[str, str]]] = []
+    for _, row in diverged_by_schedule(runs).iterrows():
+        lowest = format_rate(row["lowest_diverging_lr"]) if _finite(row["lowest_diverging_lr"]) else "none"
+        rows.append(
+            [
+                (_e(row["optimizer"]), ""),
+                (_e(row["schedule"]), ""),
+                (_e(int(row["runs"])), "num"),
+                (_e(int(row["diverged"])), "num"),
+                (_e(f"{float(row['diverged_fraction']):.1%}"), "num"),
+                (_e(lowest), "num"),
+            ]
+        )
+    header = ["optimizer", "schedule", "runs", "diverged", "diverged share", "lowest diverging rate"]
+    return _table(header, rows, table_id="diverged")
+
+
+def _ordered_figures(figures: Mapping[str, Path]) -> List[tuple[str, Path]]:
+    """Known figures in :data:`FIGURE_CAPTIONS` order (the reading order), then the rest as given."""
+    known = [(name, figures[name]) for name in FIGURE_CAPTIONS if name in figures]
+    return known + [(name, path) for name, path in figures.items() if name not in FIGURE_CAPTIONS]
+
+
+def _figure_html(name: str, path: Path) -> str:
+    heading, caption = FIGURE_CAPTIONS.get(name, (name, ""))
+    return (
+        f'<section id="figure-{_e(name)}"><h2>{_e(heading)}</h2>'
+        f'<figure><img src="{_image_data_uri(Path(path))}" alt="{_e(heading)}">'
+        + (f"<figcaption>{_e(caption)}</figcaption>" if caption else "")
+        + "</figure></section>"
+    )
 
 
 def _study_name(study: Mapping[str, Any]) -> str:
@@ -244,6 +373,21 @@ def _command_text(command: Any) -> str:
     return str(command)
 
 
+def _provenance_html(study: Mapping[str, Any]) -> str:
+    """Package versions and git commit, where ``config.yaml`` recorded them."""
+    parts: List[str] = []
+    versions = study.get("versions")
+    if isinstance(versions, Mapping) and versions:
+        rows = [[(_e(name), ""), (_e(version), "")] for name, version in versions.items()]
+        parts += ["<h2>Package versions</h2>", _table(["package", "version"], rows, table_id="versions")]
+    commit = study.get("git_commit")
+    if commit:
+        parts.append(f'<p>Git commit: <code id="git-commit">{_e(commit)}</code></p>')
+    else:
+        parts.append("<p>Git commit: not recorded (the study was not run from a git checkout).</p>")
+    return "\n".join(parts)
+
+
 def build_report(
     runs: pd.DataFrame,
     best: pd.DataFrame,
@@ -255,10 +399,13 @@ def build_report(
 
     Args:
         runs: One row per training run (``runs.csv``).
-        best: One row per optimizer × schedule with its recommended rate (``best.csv``).
-        study: The resolved study (``config.yaml``); ``study.name`` and ``command`` are read.
-        figures: Figure name to image file, embedded in order; known names (see
-            :data:`FIGURE_CAPTIONS`) get their heading and reading aid.
+        best: One row per optimizer × schedule with its recommended rate (``best.csv``); its
+            ``fit`` column, where present, becomes a badge.
+        study: The resolved study (``config.yaml``): ``study`` (name, epochs, seeds, grid) and
+            ``diagnosis`` feed the warnings; ``command``, ``versions`` and ``git_commit`` the
+            reproduce section.
+        figures: Figure name to image file, embedded in :data:`FIGURE_CAPTIONS` order; known
+            names get their heading and reading aid, others are titled by their name.
         config_text: ``config.yaml`` as written, shown verbatim; when omitted the mapping
             ``study`` is dumped as YAML instead.
 
@@ -276,13 +423,14 @@ def build_report(
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>LR study: {_e(name)}</title>",
-        f"<style>{_CSS}</style>",
+        f"<style>{_CSS}{_FIT_CSS}</style>",
         "</head>",
         "<body>",
         "<main>",
         f"<h1>Learning-rate study: {_e(name)}</h1>",
         "<h2>Recommended learning rates</h2>",
-        "<p>The grid rate with the lowest mean best val_loss over seeds, per optimizer and schedule.</p>",
+        "<p>The grid rate with the lowest mean best val_loss over seeds (± 1 std), per optimizer and "
+        "schedule, with the fit diagnosis of its runs.</p>",
         _recommended_table(best),
     ]
 
@@ -290,14 +438,9 @@ def build_report(
     if sentences:
         parts.append('<ul class="findings">' + "".join(f"<li>{_e(text)}</li>" for text in sentences) + "</ul>")
 
-    for figure_name, path in figures.items():
-        heading, caption = FIGURE_CAPTIONS.get(figure_name, (figure_name, ""))
-        parts.append(f"<h2>{_e(heading)}</h2>")
-        parts.append(
-            f'<figure><img src="{_image_data_uri(Path(path))}" alt="{_e(heading)}">'
-            + (f"<figcaption>{_e(caption)}</figcaption>" if caption else "")
-            + "</figure>"
-        )
+    parts += ['<h2 id="warnings">Warnings</h2>', _warnings_html(study_warnings(runs, best, study))]
+
+    parts += [_figure_html(figure_name, Path(path)) for figure_name, path in _ordered_figures(figures)]
 
     status = runs["status"].astype(str)
     total, ok, diverged = len(runs), int((status == "ok").sum()), int((status == "diverged").sum())
@@ -305,7 +448,7 @@ def build_report(
     other = total - ok - diverged
     if other:
         summary += f", {other} with another status"
-    parts += ["<h2>Runs</h2>", f"<p>{_e(summary)}.</p>"]
+    parts += ["<h2>Diverged runs per schedule</h2>", f"<p>{_e(summary)}.</p>", _diverged_table(runs)]
 
     if config_text is None:
         config_text = yaml.safe_dump(dict(study), sort_keys=False, allow_unicode=True)
@@ -313,6 +456,7 @@ def build_report(
         "<h2>Study settings</h2>",
         "<p>The resolved study (<code>config.yaml</code>):</p>",
         f"<pre>{_e(config_text)}</pre>",
+        _provenance_html(study),
         "<h2>Reproduce</h2>",
         f"<pre><code>{_e(_command_text(study.get('command')))}</code></pre>",
         "</main>",

@@ -1,4 +1,8 @@
-"""Tests of pipeline.figures: the sensitivity table exactly, the drawing structurally, the CLI."""
+"""Tests of pipeline.figures.sensitivity: the table exactly, the drawing structurally, its CLI.
+
+The other figures are tested in ``test_figures_<module>.py``, the CLI of all in
+``test_figures_cli.py``.
+"""
 
 from __future__ import annotations
 
@@ -90,6 +94,22 @@ def test_sensitivity_table_exact_values() -> None:
             assert row.val_loss_std == pytest.approx(std, rel=1e-15, abs=0)
 
 
+def test_sensitivity_table_accuracy_columns() -> None:
+    runs = make_runs()
+    # Seed 1 of the all-ok adam/constant L1 cell gets a better accuracy; the diverged seed of
+    # adam/cosine L2 a perfect one, which must not count.
+    adam_constant = (runs["optimizer"] == "adam") & (runs["schedule"] == "constant")
+    adam_cosine = (runs["optimizer"] == "adam") & (runs["schedule"] == "cosine")
+    runs.loc[adam_constant & (runs["lr"] == L1) & (runs["seed"] == 1), "best_val_accuracy"] = 0.75
+    runs.loc[adam_cosine & (runs["status"] == "diverged"), "best_val_accuracy"] = 1.0
+    table = sensitivity_table(runs)
+    assert table["val_accuracy_mean"].iloc[0] == 0.625
+    assert table["val_accuracy_std"].iloc[0] == pytest.approx(math.sqrt(0.03125), rel=1e-15, abs=0)
+    assert (table["val_accuracy_mean"].iloc[4], table["val_accuracy_std"].iloc[4]) == (0.5, 0.0)
+    # All-diverged cells: NaN accuracy, kept.
+    assert table["val_accuracy_mean"].isna().tolist() == [math.isnan(row[3]) for row in EXPECTED]
+
+
 def test_sensitivity_table_count_dtypes_are_integers() -> None:
     table = sensitivity_table(make_runs())
     assert pd.api.types.is_integer_dtype(table["runs"])
@@ -128,12 +148,20 @@ def _diverged_lines(ax: Any) -> List[Line2D]:
 
 def test_draw_sensitivity_structure() -> None:
     figure = draw_sensitivity(sensitivity_table(make_runs()))
-    axes = figure.get_axes()
+    all_axes = figure.get_axes()
+    # Two rows of a panel per optimizer: best val_loss on top, best val_accuracy below.
+    assert len(all_axes) == 4
+    axes, below = all_axes[:2], all_axes[2:]
     assert [ax.get_title() for ax in axes] == ["adam", "sgd"]
-    assert all(ax.get_xscale() == "log" for ax in axes)
+    assert all(ax.get_xscale() == "log" for ax in all_axes)
     assert axes[0].get_shared_y_axes().joined(axes[0], axes[1])
+    assert below[0].get_shared_y_axes().joined(below[0], below[1])
+    assert not axes[0].get_shared_y_axes().joined(axes[0], below[0])
+    assert "val_accuracy" in below[0].get_ylabel()
+    # Diverged runs are marked in the accuracy row too.
+    assert sorted(float(x) for line in _diverged_lines(below[0]) for x in line.get_xdata()) == [L2, L3]
     # One curve per schedule per panel.
-    for ax in axes:
+    for ax in all_axes:
         assert sorted(line.get_label() for line in ax.get_lines() if line.get_marker() == "o") == ["constant", "cosine"]
     # adam: constant diverged twice at L3, cosine once at L2; sgd: cosine twice at L3.
     assert sorted(float(x) for line in _diverged_lines(axes[0]) for x in line.get_xdata()) == [L2, L3]

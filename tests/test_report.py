@@ -1,8 +1,10 @@
-"""Tests of pipeline.report: table rows, edge warnings, the comparison sentence, self-containment."""
+"""Tests of pipeline.report: table rows, fit badges, edge warnings, the comparison sentence, the
+warnings and diverged sections, figure order, provenance, escaping, self-containment."""
 
 from __future__ import annotations
 
 import base64
+import html
 import math
 import re
 from pathlib import Path
@@ -11,7 +13,8 @@ from typing import Any, Dict, List
 import pandas as pd
 import pytest
 
-from pipeline.report import build_report, edge_warning, format_rate, main, schedule_comparison
+from pipeline.advice import study_warnings
+from pipeline.report import FIGURE_CAPTIONS, FIT_COLOURS, build_report, edge_warning, fit_badge, format_rate, main, schedule_comparison
 
 NAN = math.nan
 #: Enough of a PNG for the report, which embeds bytes without decoding them.
@@ -99,20 +102,22 @@ def test_one_row_per_optimizer_and_schedule(figure_path: Path) -> None:
         ["sgd", "constant", "3.162e-2"],
         ["sgd", "cosine", "1e-1"],
     ]
-    assert rows[0][3:7] == ["0.2500 ± 0.0000", "0.9000 ± 0.0100", "2", "16.7%"]
-    assert rows[2][3:7] == ["0.5000 ± 0.2500", "0.8000 ± 0.0200", "2", "0.0%"]
+    assert rows[0][4:8] == ["0.2500 ± 0.0000", "0.9000 ± 0.0100", "2", "16.7%"]
+    assert rows[2][4:8] == ["0.5000 ± 0.2500", "0.8000 ± 0.0200", "2", "0.0%"]
+    assert '<table id="recommended">' in page
 
 
 def test_edge_warning_only_on_edge_rows(figure_path: Path) -> None:
     page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path})
-    warnings = [cells(row)[7] for row in recommended_rows(page)]
+    warnings = [cells(row)[8] for row in recommended_rows(page)]
     assert warnings == [
         "at the low edge of the grid: widen it downwards",
         "",
         "",
         "at the high edge of the grid: widen it upwards",
     ]
-    assert page.count("widen it") == 2
+    table = page.split('<table id="recommended">', 1)[1].split("</table>", 1)[0]
+    assert table.count("widen it") == 2
 
 
 def test_edge_warning_reads_csv_spellings() -> None:
@@ -162,9 +167,10 @@ def test_page_order_and_contents(figure_path: Path) -> None:
         "<h1>",
         "Recommended learning rates",
         "<li>adam:",
+        '<h2 id="warnings">Warnings</h2>',
         "<h2>Learning-rate sensitivity</h2>",
         "<figcaption>",
-        "<h2>Runs</h2>",
+        "<h2>Diverged runs per schedule</h2>",
         "<h2>Study settings</h2>",
         "<h2>Reproduce</h2>",
     ]
@@ -209,7 +215,7 @@ def test_cli_writes_report(tmp_path: Path, figure_path: Path) -> None:
     # The config file is shown verbatim (escaped), not re-dumped.
     assert "<pre>" + CONFIG_TEXT.replace('"', "&quot;") + "</pre>" in page
     # CSV round trip: at_edge/edge read back from text still give the right warnings.
-    assert [cells(row)[7] for row in recommended_rows(page)] == [
+    assert [cells(row)[8] for row in recommended_rows(page)] == [
         "at the low edge of the grid: widen it downwards",
         "",
         "",
@@ -221,3 +227,170 @@ def test_cli_writes_report(tmp_path: Path, figure_path: Path) -> None:
 def test_cli_rejects_malformed_figure(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["--runs", "r.csv", "--best", "b.csv", "--config", "c.yaml", "--figure", "no-equals-sign", "--out", "x.html"])
+
+
+# --------------------------------------------------------------------------------------
+# Fit badges, warnings, figures, the diverged table, provenance
+# --------------------------------------------------------------------------------------
+
+
+def full_study() -> Dict[str, Any]:
+    """A config.yaml mapping as pipeline.studyfile writes it (grid, epochs, diagnosis, provenance)."""
+    return {
+        "study": {"name": "demo", "seeds": [0, 1], "epochs": 10, "grid": {"min": 1e-3, "max": 1e-1, "points": 3, "values": None}},
+        "diagnosis": {"diverged_warning": 0.3, "early_best": 0.1, "late_best": 0.75},
+        "rates": [0.001, 0.01, 0.1],
+        "command": "snakemake --cores all",
+        "versions": {"python": "3.11.9", "tensorflow": "2.21.0"},
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+    }
+
+
+def clean_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One optimizer × schedule, three rates, two seeds, the middle rate best: no warning."""
+    runs = pd.DataFrame(
+        {
+            "optimizer": ["adam"] * 6,
+            "schedule": ["cosine"] * 6,
+            "lr": [1e-3, 1e-3, 1e-2, 1e-2, 1e-1, 1e-1],
+            "seed": [0, 1] * 3,
+            "status": ["ok"] * 6,
+            "best_val_loss": [0.5, 0.5, 0.25, 0.25, 0.75, 0.75],
+            "best_epoch": [5] * 6,
+        }
+    )
+    best = pd.DataFrame(
+        [("adam", "cosine", 1e-2, 0.25, 0.0, 0.9, 0.0, 2, 0.0, False, "", "good", 5.0)],
+        columns=[*make_best().columns, "fit", "best_epoch_mean"],
+    )
+    return runs, best
+
+
+def test_fit_badges_in_the_recommended_table(figure_path: Path) -> None:
+    best = make_best()
+    best["fit"] = ["good", "overfit", NAN, "diverged"]
+    page = build_report(make_runs(), best, make_study(), {"lr_sensitivity": figure_path})
+    assert [cells(row)[3] for row in recommended_rows(page)] == [
+        '<span class="fit fit-good">good</span>',
+        '<span class="fit fit-overfit">overfit</span>',
+        '<span class="fit fit-none">n/a</span>',
+        '<span class="fit fit-diverged">diverged</span>',
+    ]
+    for label, colour in FIT_COLOURS.items():
+        assert f".fit-{label} {{ background: {colour}; }}" in page
+
+
+def test_fit_badge_colours_and_unknown_labels() -> None:
+    assert FIT_COLOURS == {
+        "diverged": "#8b0000",
+        "unstable": "#e8590c",
+        "underfit": "#607d8b",
+        "overfit": "#7b2cbf",
+        "good": "#2b8a3e",
+    }
+    assert fit_badge("unstable") == '<span class="fit fit-unstable">unstable</span>'
+    assert fit_badge('"><i>x</i>') == '<span class="fit fit-none">&quot;&gt;&lt;i&gt;x&lt;/i&gt;</span>'
+    assert fit_badge(None) == fit_badge("") == '<span class="fit fit-none">n/a</span>'
+
+
+def test_without_fit_column_badges_say_n_a(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path})
+    assert {cells(row)[3] for row in recommended_rows(page)} == {'<span class="fit fit-none">n/a</span>'}
+
+
+def warnings_section(page: str) -> str:
+    return re.split(r"<h2|<section", page.split('<h2 id="warnings">Warnings</h2>', 1)[1], maxsplit=1)[0]
+
+
+def test_warnings_section_lists_study_warnings(figure_path: Path) -> None:
+    runs, best, study = make_runs(), make_best(), full_study()
+    expected = study_warnings(runs, best, study)
+    # adam × constant and sgd × cosine sit on the grid's edges; every sgd × cosine run diverged.
+    assert [(item.optimizer, item.schedule, item.kind) for item in expected] == [
+        ("adam", "constant", "edge"),
+        ("sgd", "cosine", "edge"),
+        ("sgd", "cosine", "diverged"),
+    ]
+    section = warnings_section(build_report(runs, best, study, {"lr_sensitivity": figure_path}))
+    items = re.findall(r'<li class="warning-(\w+)"><span class="kind">([^<]*)</span> (.*?)</li>', section)
+    assert [(kind, label) for kind, label, _ in items] == [("edge", "grid edge:"), ("edge", "grid edge:"), ("diverged", "diverged:")]
+    assert [text for _, _, text in items] == [html.escape(item.message) for item in expected]
+    assert "adam × constant: best rate 1e-3 is the grid&#x27;s smallest; widen it downwards by a decade: study.grid.min=1e-4 study.grid.points=4" in section
+    assert "No warnings." not in section
+
+
+def test_no_warnings(figure_path: Path) -> None:
+    runs, best = clean_tables()
+    page = build_report(runs, best, full_study(), {"lr_sensitivity": figure_path})
+    assert warnings_section(page).strip() == '<p class="no-warnings">No warnings.</p>'
+
+
+def test_diverged_table(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path})
+    table = page.split('<table id="diverged">', 1)[1].split("</table>", 1)[0]
+    rows = [cells(row) for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1])]
+    assert rows == [
+        ["adam", "constant", "3", "0", "0.0%", "none"],
+        ["adam", "cosine", "3", "0", "0.0%", "none"],
+        ["sgd", "constant", "3", "0", "0.0%", "none"],
+        ["sgd", "cosine", "3", "3", "100.0%", "1e-3"],
+    ]
+
+
+def test_figures_in_caption_order_with_reading_aids(tmp_path: Path) -> None:
+    names = ["cost_to_target", "mystery", *reversed(list(FIGURE_CAPTIONS))]
+    figures: Dict[str, Path] = {}
+    for name in dict.fromkeys(names):
+        figures[name] = tmp_path / f"{name}.png"
+        figures[name].write_bytes(PNG)
+    page = build_report(make_runs(), make_best(), make_study(), figures)
+    headings = re.findall(r'<section id="figure-([^"]+)"><h2>([^<]*)</h2>', page)
+    assert headings == [(name, FIGURE_CAPTIONS[name][0]) for name in FIGURE_CAPTIONS] + [("mystery", "mystery")]
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
+    assert len(captions) == len(FIGURE_CAPTIONS)  # the unknown figure has none
+    assert page.count("<img ") == len(FIGURE_CAPTIONS) + 1
+
+
+def test_every_announced_figure_has_a_caption() -> None:
+    assert list(FIGURE_CAPTIONS) == [
+        "lr_sensitivity",
+        "fitting_map",
+        "learning_curves",
+        "generalisation_gap",
+        "schedule_shapes",
+        "schedule_comparison",
+        "cost_to_target",
+    ]
+    for title, aid in FIGURE_CAPTIONS.values():
+        assert title and aid and "\n" not in aid
+
+
+def test_provenance(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), full_study(), {"lr_sensitivity": figure_path})
+    versions = page.split('<table id="versions">', 1)[1].split("</table>", 1)[0]
+    assert [cells(row) for row in re.findall(r"<tr>(.*?)</tr>", versions.split("<tbody>", 1)[1])] == [
+        ["python", "3.11.9"],
+        ["tensorflow", "2.21.0"],
+    ]
+    assert '<code id="git-commit">0123456789abcdef0123456789abcdef01234567</code>' in page
+    positions = [page.index(marker) for marker in ("<h2>Study settings</h2>", "<h2>Package versions</h2>", "git-commit", "<h2>Reproduce</h2>")]
+    assert positions == sorted(positions)
+    bare = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path})
+    assert "<h2>Package versions</h2>" not in bare and "Git commit: not recorded" in bare
+
+
+def test_escaping_in_new_sections(tmp_path: Path) -> None:
+    evil = '<b>"cos"</b>'
+    study = full_study()
+    study["versions"] = {"<pkg>": "<1.0>"}
+    study["git_commit"] = "<sha>"
+    figure = tmp_path / "x.png"
+    figure.write_bytes(PNG)
+    best = make_best(evil)
+    best["fit"] = ["<script>", "good", "good", "good"]
+    page = build_report(make_runs(evil), best, study, {'<fig name="x">': figure})
+    assert "<b>" not in page and "<script" not in page and "<pkg>" not in page and "<sha>" not in page
+    assert "sgd × &lt;b&gt;&quot;cos&quot;&lt;/b&gt;: 100% of runs diverged" in page
+    assert '<td>&lt;b&gt;&quot;cos&quot;&lt;/b&gt;</td><td class="num">3</td>' in page  # the diverged table
+    assert '<section id="figure-&lt;fig name=&quot;x&quot;&gt;"><h2>&lt;fig name=&quot;x&quot;&gt;</h2>' in page
+    assert '<span class="fit fit-none">&lt;script&gt;</span>' in page

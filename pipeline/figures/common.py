@@ -1,0 +1,346 @@
+"""Shared pieces of the figures: column checks, seed statistics, colours, panels, markers, writing.
+
+Every figure draws on an Agg canvas attached to a bare :class:`~matplotlib.figure.Figure`;
+pyplot (and its global state) is never used, so figures can be built in tests and batch jobs
+side by side and are freed as soon as the caller drops them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+
+import matplotlib
+
+# Figures are drawn in batch jobs without a display; Agg renders PNG anywhere.
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
+
+from pipeline.config import lr_to_str  # noqa: E402
+from pipeline.io import write_atomic  # noqa: E402
+
+#: The key of a grid cell: one optimizer, one schedule, one rate.
+KEYS: List[str] = ["optimizer", "schedule", "lr"]
+
+#: RGBA colour.
+Color = Tuple[float, float, float, float]
+
+#: The schedules of ``conf/schedule/`` in a fixed order: each keeps the same colour in every
+#: figure and every study, whichever subset a study selects.
+KNOWN_SCHEDULES: tuple[str, ...] = ("constant", "step", "exponential", "cosine", "warmup_constant", "warmup_cosine")
+
+#: Axes-fraction height of the top markers (diverged, never reached, clipped) of the first
+#: schedule that has any; the next such schedules sit a step lower, so that two schedules
+#: marked at the same rate stay distinguishable. The y range is stretched so that curves stay
+#: below this strip.
+MARK_TOP = 0.95
+MARK_STEP = 0.04
+MARK_MARGIN = 0.04
+
+#: Marker of diverged runs, in every figure.
+DIVERGED_MARKER = "x"
+
+
+def check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise ValueError naming the missing columns, if ``frame`` lacks any of ``columns``."""
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
+
+
+def numeric(values: pd.Series) -> pd.Series:
+    """``values`` as float64, with anything unparsable or missing (``pd.NA``) as NaN."""
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def finite(values: pd.Series) -> pd.Series:
+    """``values`` as float64 with every non-finite entry (NaN, ±inf, missing) as NaN."""
+    numbers = numeric(values)
+    return numbers.where(np.isfinite(numbers))
+
+
+def seed_std(values: pd.Series) -> float:
+    """Sample standard deviation (ddof=1) of the non-NaN values; 0 for one value, NaN for none.
+
+    One seed has no observed spread, so 0 is the truth (as in ``best.csv``).
+    """
+    present = values.dropna()
+    if len(present) == 0:
+        return float("nan")
+    return float(present.std(ddof=1)) if len(present) > 1 else 0.0
+
+
+def rate_label(lr: float) -> str:
+    """A rate as written in run paths (``1e-3``, ``3.162e-2``): short and exact."""
+    try:
+        return lr_to_str(lr)
+    except ValueError:
+        return str(lr)
+
+
+def sorted_names(values: Iterable[object]) -> List[str]:
+    """The distinct values as sorted strings."""
+    return sorted({str(value) for value in values})
+
+
+# --------------------------------------------------------------------------------------
+# Colours
+# --------------------------------------------------------------------------------------
+
+
+def schedule_colors(schedules: Iterable[str]) -> Dict[str, Color]:
+    """One colour per schedule, the same in every figure so one legend reads for all.
+
+    Schedules of ``conf/schedule/`` take fixed tab10 colours by their place in
+    :data:`KNOWN_SCHEDULES`; other names follow in sorted order (tab20 beyond ten in all).
+    """
+    names = sorted(set(schedules))
+    known = list(KNOWN_SCHEDULES)
+    others = [name for name in names if name not in KNOWN_SCHEDULES]
+    cmap = matplotlib.colormaps["tab10" if len(known) + len(others) <= 10 else "tab20"]
+    order = {name: index for index, name in enumerate([*known, *others])}
+    return {name: cmap(order[name] % cmap.N) for name in names}
+
+
+# --------------------------------------------------------------------------------------
+# Panels
+# --------------------------------------------------------------------------------------
+
+
+def panel_grid(
+    rows: int,
+    columns: int,
+    *,
+    sharex: bool | str = False,
+    sharey: bool | str = False,
+    panel_size: Tuple[float, float] = (4.2, 3.6),
+    extra_width: float = 1.6,
+) -> Tuple[Figure, np.ndarray]:
+    """A figure on an Agg canvas with a ``rows`` × ``columns`` grid of panels (at least 1 × 1).
+
+    Args:
+        rows: Panel rows.
+        columns: Panel columns.
+        sharex: As for :meth:`Figure.subplots`.
+        sharey: As for :meth:`Figure.subplots`.
+        panel_size: Width and height of one panel in inches.
+        extra_width: Inches added for a legend outside the panels.
+
+    Returns:
+        The figure (not attached to pyplot: the caller owns it) and a 2-D array of axes.
+    """
+    rows, columns = max(rows, 1), max(columns, 1)
+    width, height = panel_size
+    figure = Figure(figsize=(width * columns + extra_width, height * rows + 0.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, sharex=sharex, sharey=sharey, squeeze=False)
+    return figure, axes
+
+
+def hide_unused(axes: Sequence[Axes], used: int) -> None:
+    """Switch off the panels after the first ``used`` (a figure with no data keeps one, empty)."""
+    for ax in list(axes)[max(used, 1) :]:
+        ax.set_axis_off()
+
+
+def mark_heights(names: Iterable[str]) -> Dict[str, float]:
+    """The axes-fraction height of the top markers of each (marked) schedule, first highest."""
+    return {name: MARK_TOP - MARK_STEP * index for index, name in enumerate(names)}
+
+
+def reserve_top_strip(ax: Axes, fraction: float) -> None:
+    """Raise the top of the (shared) y range so the data ends at ``fraction`` of the height.
+
+    The top markers live above that line, so they never hide a curve. On a log axis the
+    fraction is of the log range.
+    """
+    bottom, top = ax.get_ylim()
+    if ax.get_yscale() == "log" and bottom > 0 and top > 0:
+        low, high = np.log10(bottom), np.log10(top)
+        ax.set_ylim(bottom, 10 ** (low + (high - low) / fraction))
+    else:
+        ax.set_ylim(bottom, bottom + (top - bottom) / fraction)
+
+
+def pad_log_x(ax: Axes, lrs: np.ndarray) -> None:
+    """Set the (shared) log x range to the rates plus a margin.
+
+    Set explicitly because the top markers, drawn in axes coordinates, get no autoscale
+    margin: a panel with only diverged runs would otherwise put them on its very border.
+    """
+    lrs = np.asarray(lrs, dtype=float)
+    lrs = lrs[np.isfinite(lrs) & (lrs > 0)]
+    if lrs.size == 0:
+        return
+    low, high = float(lrs.min()), float(lrs.max())
+    factor = max((high / low) ** 0.06, 1.4)
+    ax.set_xlim(low / factor, high * factor)
+
+
+def draw_top_marks(
+    ax: Axes,
+    lrs: np.ndarray,
+    counts: np.ndarray,
+    height: float,
+    color: object,
+    *,
+    marker: str = DIVERGED_MARKER,
+    gid: str = "diverged",
+) -> None:
+    """Mark runs at their rate at the top of the panel, with their count when more than one.
+
+    The marker's y is in axes coordinates (x stays in data coordinates), so it sits at the
+    top whatever the data range, and does not stretch the y autoscaling.
+
+    Args:
+        ax: The panel.
+        lrs: Rates to mark.
+        counts: Runs marked at each rate.
+        height: Axes-fraction height of the markers.
+        color: Colour of the markers and counts.
+        marker: Matplotlib marker; open markers (``^``, ``o``, ...) are drawn unfilled.
+        gid: Group id of the markers, so tests and readers of an SVG can find them.
+    """
+    transform = blended_transform_factory(ax.transData, ax.transAxes)
+    filled = marker in ("x", "+", "X", "P")
+    ax.plot(
+        lrs,
+        np.full(len(lrs), height),
+        linestyle="none",
+        marker=marker,
+        markersize=8 if filled else 7,
+        markeredgewidth=2 if filled else 1.6,
+        markerfacecolor=color if filled else "none",
+        color=color,
+        transform=transform,
+        clip_on=False,
+        gid=gid,
+    )
+    for lr, count in zip(lrs, counts):
+        if count > 1:
+            ax.annotate(
+                str(int(count)),
+                xy=(lr, height),
+                xycoords=transform,
+                xytext=(6, 0),
+                textcoords="offset points",
+                va="center",
+                ha="left",
+                fontsize=8,
+                color=color,
+            )
+
+
+def mark_handle(marker: str, label: str) -> Line2D:
+    """A legend entry for top markers drawn by :func:`draw_top_marks`."""
+    filled = marker in ("x", "+", "X", "P")
+    return Line2D(
+        [],
+        [],
+        color="0.3",
+        marker=marker,
+        markeredgewidth=2 if filled else 1.6,
+        markerfacecolor="0.3" if filled else "none",
+        linestyle="none",
+        label=label,
+    )
+
+
+def schedule_handles(colors: Mapping[str, Color], marker: str = "o") -> List[Line2D]:
+    """Legend entries of the schedules, in the colours' order."""
+    return [Line2D([], [], color=color, marker=marker, markersize=4, label=name) for name, color in colors.items()]
+
+
+def draw_rate_lines(
+    axes: Sequence[Axes],
+    table: pd.DataFrame,
+    mean_column: str,
+    std_column: str,
+    marks: Sequence[Tuple[str, str, str, str]],
+    colors: Mapping[str, Color],
+    optimizers: Sequence[str],
+) -> Dict[str, float]:
+    """Draw one row of rate panels: per optimizer, a line per schedule with a ± std band.
+
+    Shared by the figures that plot a per-rate summary against a log rate axis.
+
+    Args:
+        axes: One panel per optimizer, in the order of ``optimizers``.
+        table: Rows of optimizer, schedule, lr and the columns named below.
+        mean_column: Column of the line.
+        std_column: Column of the ± band around it; ``""`` draws no band.
+        marks: Per kind of top marker: ``(count column, marker, gid, legend label)``; rates
+            where the count is positive get the marker at the top of the panel.
+        colors: Colour of each schedule (also the schedules drawn, in this order).
+        optimizers: The optimizer of each panel.
+
+    Returns:
+        The marker height of each marked (schedule, marker kind), keyed ``"<gid>:<schedule>"``;
+        empty when nothing is marked.
+    """
+    marked: List[str] = []
+    for count_column, _, gid, _ in marks:
+        for schedule in colors:
+            rows = table[(table["schedule"].astype(str) == schedule) & (numeric(table[count_column]) > 0)]
+            if not rows.empty:
+                marked.append(f"{gid}:{schedule}")
+    heights = mark_heights(marked)
+    for ax, optimizer in zip(axes, optimizers):
+        panel = table[table["optimizer"].astype(str) == optimizer]
+        for schedule, color in colors.items():
+            rows = panel[panel["schedule"].astype(str) == schedule].sort_values("lr")
+            if rows.empty:
+                continue
+            lr = rows["lr"].to_numpy(dtype=float)
+            mean = numeric(rows[mean_column]).to_numpy()
+            # Non-finite means (all seeds diverged) break the line instead of bridging the gap.
+            mean = np.where(np.isfinite(mean), mean, np.nan)
+            ax.plot(lr, mean, marker="o", markersize=4, color=color, label=schedule)
+            if std_column:
+                std = numeric(rows[std_column]).to_numpy()
+                ax.fill_between(lr, mean - std, mean + std, color=color, alpha=0.18, linewidth=0)
+            for count_column, marker, gid, _ in marks:
+                counts = numeric(rows[count_column]).fillna(0).to_numpy()
+                hit = counts > 0
+                if hit.any():
+                    draw_top_marks(
+                        ax, lr[hit], counts[hit], heights[f"{gid}:{schedule}"], color, marker=marker, gid=gid
+                    )
+        ax.set_xscale("log")
+        ax.grid(True, which="major", alpha=0.3)
+    return heights
+
+
+def finish_rate_row(axes: Sequence[Axes], lrs: np.ndarray, heights: Mapping[str, float], ylabel: str) -> None:
+    """Label a row drawn by :func:`draw_rate_lines`, pad its x range and keep its markers clear.
+
+    The row's panels share x and y, so the first panel's limits hold for all of them.
+    """
+    axes[0].set_ylabel(ylabel)
+    pad_log_x(axes[0], lrs)
+    if heights:
+        reserve_top_strip(axes[0], min(heights.values()) - MARK_MARGIN)
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------
+
+
+def save_figure(figure: Figure, path: Path, dpi: int = 150) -> None:
+    """Save a figure atomically; the format follows the file suffix."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    write_atomic(path, lambda temporary: figure.savefig(temporary, format=fmt, dpi=dpi))
+
+
+def save_table(table: pd.DataFrame, path: Path) -> None:
+    """Save a figure's table atomically as CSV, floats at full precision."""
+    write_atomic(Path(path), lambda temporary: table.to_csv(temporary, index=False))

@@ -1,0 +1,100 @@
+"""``generalisation_gap``: final validation minus training loss against the learning rate."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pipeline.figures.common import (
+    DIVERGED_MARKER,
+    KEYS,
+    check_columns,
+    draw_rate_lines,
+    finish_rate_row,
+    finite,
+    hide_unused,
+    mark_handle,
+    panel_grid,
+    schedule_colors,
+    schedule_handles,
+    seed_std,
+    sorted_names,
+)
+
+#: Columns of ``runs.csv`` the gap table reads.
+RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "status", "gap")
+
+#: Columns of the gap table, in order.
+GAP_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "gap_mean", "gap_std", "runs", "diverged")
+
+
+def generalisation_gap_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per optimizer × schedule × lr: the final generalisation gap over seeds.
+
+    ``gap`` (final ``val_loss`` − final ``loss`` of a run) is summarised over the runs that
+    finished ``ok`` with a finite gap: a diverged run's last epoch says nothing about how well
+    a trained model generalises. ``gap_std`` is the sample standard deviation (ddof=1), 0 for
+    one such run, NaN for none. ``runs`` counts all runs of the cell, ``diverged`` those with
+    status ``diverged``; cells where every run diverged stay, with NaN gap.
+
+    Args:
+        runs: One row per run, with the diagnosis column ``gap``.
+
+    Returns:
+        The table, sorted by optimizer, schedule and lr, with a fresh RangeIndex.
+    """
+    check_columns(runs, RUNS_COLUMNS, "runs")
+    frame = runs.loc[:, list(RUNS_COLUMNS)].copy()
+    frame["lr"] = frame["lr"].astype(float)
+    status = frame["status"].astype(str)
+    frame["_gap"] = finite(frame["gap"]).where(status == "ok")
+    frame["_diverged"] = (status == "diverged").astype(int)
+    table = (
+        frame.groupby(KEYS, sort=True)
+        .agg(
+            gap_mean=("_gap", "mean"),
+            gap_std=("_gap", seed_std),
+            runs=("status", "size"),
+            diverged=("_diverged", "sum"),
+        )
+        .reset_index()
+    )
+    table["runs"] = table["runs"].astype(int)
+    table["diverged"] = table["diverged"].astype(int)
+    return table.loc[:, list(GAP_COLUMNS)]
+
+
+def draw_generalisation_gap(table: pd.DataFrame) -> Figure:
+    """Draw a :func:`generalisation_gap_table`: a panel per optimizer, a line per schedule.
+
+    Mean final gap against the learning rate (log axis) with a ±1 std band, a dotted line at
+    zero gap; panels share the y axis. Diverged runs are marked with an 'x' at the top of the
+    panel at their rate, with their count when more than one.
+
+    Args:
+        table: A table as returned by :func:`generalisation_gap_table`.
+
+    Returns:
+        The figure (not attached to pyplot).
+    """
+    check_columns(table, GAP_COLUMNS, "gap table")
+    optimizers = sorted_names(table["optimizer"])
+    colors = schedule_colors(sorted_names(table["schedule"]))
+    figure, axes = panel_grid(1, len(optimizers), sharex=True, sharey=True)
+    row = axes[0]
+    marks = [("diverged", DIVERGED_MARKER, "diverged", "diverged (count)")]
+    for ax in row[: len(optimizers)]:
+        ax.axhline(0.0, color="0.5", linewidth=1, linestyle=":")
+    heights = draw_rate_lines(row, table, "gap_mean", "gap_std", marks, colors, optimizers)
+    finish_rate_row(row, table["lr"].to_numpy(dtype=float), heights, "final val_loss − loss\n(mean ± std over seeds)")
+    hide_unused(row, len(optimizers))
+    for ax, optimizer in zip(row, optimizers):
+        ax.set_title(optimizer)
+        ax.set_xlabel("learning rate")
+    handles = schedule_handles(colors)
+    if (table["diverged"] > 0).any():
+        handles.append(mark_handle(DIVERGED_MARKER, "diverged (count)"))
+    if handles:
+        figure.legend(handles=handles, loc="outside right center", title="schedule", frameon=False)
+    figure.suptitle("Generalisation gap at the end of training, by rate")
+    return figure

@@ -1,0 +1,134 @@
+"""``lr_sensitivity``: best validation loss and accuracy against the learning rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pipeline.figures.common import (
+    DIVERGED_MARKER,
+    KEYS,
+    check_columns,
+    draw_rate_lines,
+    finish_rate_row,
+    hide_unused,
+    mark_handle,
+    panel_grid,
+    schedule_colors,
+    schedule_handles,
+    sorted_names,
+)
+
+#: Columns of ``runs.csv`` the sensitivity table reads.
+RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "status", "best_val_loss", "best_val_accuracy")
+
+#: Columns of the sensitivity table, in order.
+SENSITIVITY_COLUMNS: tuple[str, ...] = (
+    "optimizer",
+    "schedule",
+    "lr",
+    "val_loss_mean",
+    "val_loss_std",
+    "val_accuracy_mean",
+    "val_accuracy_std",
+    "runs",
+    "diverged",
+)
+
+
+def sensitivity_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The numbers behind the LR-sensitivity figure: one row per optimizer × schedule × lr.
+
+    ``val_loss_*`` and ``val_accuracy_*`` summarise ``best_val_loss`` and
+    ``best_val_accuracy`` over the seeds whose run finished ``ok`` with a finite value: a
+    diverged run's best value is only the best epoch before it blew up, so averaging it in
+    would flatter an unstable rate. Standard deviations are the sample standard deviation
+    (ddof=1), 0 for a single such seed and NaN with none. ``runs`` counts all runs of the
+    cell, ``diverged`` those with status ``diverged``. Cells where every run diverged stay in
+    the table (with NaN means) because the divergence is itself the result the figure has to
+    show.
+
+    Args:
+        runs: One row per training run, as in ``runs.csv``.
+
+    Returns:
+        The table, sorted by optimizer, schedule and lr, with a fresh RangeIndex.
+    """
+    check_columns(runs, RUNS_COLUMNS, "runs")
+    frame = runs.loc[:, list(RUNS_COLUMNS)].copy()
+    frame["lr"] = frame["lr"].astype(float)
+    status = frame["status"].astype(str)
+    for column, value in (("best_val_loss", "_loss"), ("best_val_accuracy", "_accuracy")):
+        numbers = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        # Only ok runs with a finite value count; others become NaN, which mean/std skip,
+        # while the cell itself survives the groupby.
+        frame[value] = numbers.where((status == "ok") & np.isfinite(numbers))
+    frame["_diverged"] = (status == "diverged").astype(int)
+
+    groups = frame.groupby(KEYS, sort=True, dropna=False)
+    table = groups.agg(
+        val_loss_mean=("_loss", "mean"),
+        val_loss_std=("_loss", "std"),
+        _loss_count=("_loss", "count"),
+        val_accuracy_mean=("_accuracy", "mean"),
+        val_accuracy_std=("_accuracy", "std"),
+        _accuracy_count=("_accuracy", "count"),
+        runs=("status", "size"),
+        diverged=("_diverged", "sum"),
+    ).reset_index()
+    # pandas gives NaN for the std of one value; one seed has no spread, so 0 is the truth.
+    table.loc[table["_loss_count"] == 1, "val_loss_std"] = 0.0
+    table.loc[table["_accuracy_count"] == 1, "val_accuracy_std"] = 0.0
+    table["runs"] = table["runs"].astype(int)
+    table["diverged"] = table["diverged"].astype(int)
+    table = table.sort_values(KEYS, kind="stable").reset_index(drop=True)
+    return table.loc[:, list(SENSITIVITY_COLUMNS)]
+
+
+def draw_sensitivity(table: pd.DataFrame) -> Figure:
+    """Draw a :func:`sensitivity_table`: a panel per optimizer, a line per schedule, two rows.
+
+    The top row plots the mean best validation loss against the learning rate (log axis),
+    the bottom row the mean best validation accuracy, each with a ±1 std band; panels of a
+    row share the y axis so optimizers compare directly. Diverged runs are marked with an 'x'
+    at the top of every panel at their rate, with their count when more than one. A panel
+    whose runs all diverged still shows its markers.
+
+    Args:
+        table: A table as returned by :func:`sensitivity_table`.
+
+    Returns:
+        The figure; it is not attached to pyplot, so the caller owns (and may drop) it.
+    """
+    check_columns(table, SENSITIVITY_COLUMNS, "sensitivity table")
+    optimizers = sorted_names(table["optimizer"])
+    colors = schedule_colors(sorted_names(table["schedule"]))
+    figure, axes = panel_grid(2, len(optimizers), sharex=True, sharey="row", panel_size=(4.2, 3.4))
+    marks = [("diverged", DIVERGED_MARKER, "diverged", "diverged (count)")]
+    lrs = table["lr"].to_numpy(dtype=float)
+    rows = (
+        ("val_loss_mean", "val_loss_std", "best val_loss\n(mean ± std over seeds)"),
+        ("val_accuracy_mean", "val_accuracy_std", "best val_accuracy\n(mean ± std over seeds)"),
+    )
+    for row, (mean_column, std_column, ylabel) in zip(axes, rows):
+        heights = draw_rate_lines(row, table, mean_column, std_column, marks, colors, optimizers)
+        finish_rate_row(row, lrs, heights, ylabel)
+        hide_unused(row, len(optimizers))
+    for ax, optimizer in zip(axes[0], optimizers):
+        ax.set_title(optimizer)
+    for ax in axes[1][: len(optimizers)]:
+        ax.set_xlabel("learning rate")
+
+    handles = schedule_handles(colors)
+    if (table["diverged"] > 0).any():
+        handles.append(mark_handle(DIVERGED_MARKER, "diverged (count)"))
+    if handles:
+        figure.legend(handles=handles, loc="outside right center", title="schedule", frameon=False)
+    figure.suptitle("Learning-rate sensitivity: best validation loss and accuracy by rate")
+    return figure
+
+
+#: The figure's name in the uniform ``<name>_table`` / ``draw_<name>`` spelling.
+lr_sensitivity_table = sensitivity_table
+draw_lr_sensitivity = draw_sensitivity

@@ -1,0 +1,87 @@
+"""The figures' command line: every figure writes its PNG and its table, from the study's files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pandas as pd
+import pytest
+import yaml
+from figures_synthetic import CONFIG, make_best, make_curves, make_runs
+
+from pipeline.figures import FIGURES, main
+
+#: The input flags of each figure, exactly.
+INPUTS: Dict[str, List[str]] = {
+    "lr_sensitivity": ["runs"],
+    "fitting_map": ["runs"],
+    "learning_curves": ["curves", "best"],
+    "generalisation_gap": ["runs"],
+    "schedule_shapes": ["config", "best", "runs", "curves"],
+    "schedule_comparison": ["best"],
+    "cost_to_target": ["runs"],
+}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A study folder with runs.csv, curves.csv, best.csv and config.yaml."""
+    root = tmp_path_factory.mktemp("study")
+    make_runs().to_csv(root / "runs.csv", index=False)
+    make_curves().to_csv(root / "curves.csv", index=False)
+    make_best().to_csv(root / "best.csv", index=False)
+    (root / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    return root
+
+
+def test_every_figure_has_a_subcommand() -> None:
+    assert {name: list(spec.inputs) for name, spec in FIGURES.items()} == INPUTS
+
+
+@pytest.mark.parametrize("name", list(INPUTS))
+def test_cli_writes_png_and_table(study: Path, tmp_path: Path, name: str) -> None:
+    files = {"runs": "runs.csv", "curves": "curves.csv", "best": "best.csv", "config": "config.yaml"}
+    out = tmp_path / "figures" / f"{name}.png"
+    argv = [name, "--out", str(out)]
+    for kind in INPUTS[name]:
+        argv += [f"--{kind}", str(study / files[kind])]
+    main(argv)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    spec = FIGURES[name]
+    loaded = {kind: yaml.safe_load((study / files[kind]).read_text()) if kind == "config" else
+              pd.read_csv(study / files[kind]) for kind in spec.inputs}  # fmt: skip
+    written = pd.read_csv(out.with_suffix(".csv"))
+    expected = spec.table(**loaded)
+    pd.testing.assert_frame_equal(written, expected.reset_index(drop=True), check_dtype=False)
+    # The atomic writes leave nothing but the two outputs behind.
+    assert sorted(path.name for path in out.parent.iterdir()) == [f"{name}.csv", f"{name}.png"]
+
+
+@pytest.mark.parametrize("name", list(INPUTS))
+def test_cli_requires_its_inputs(name: str) -> None:
+    with pytest.raises(SystemExit):
+        main([name, "--out", "x.png"])
+
+
+def test_cli_rejects_inputs_a_figure_does_not_take(study: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["schedule_comparison", "--best", str(study / "best.csv"), "--runs", "runs.csv", "--out", "x.png"])
+
+
+def test_python_dash_m_runs_without_keras(study: Path, tmp_path: Path) -> None:
+    # python -m pipeline.figures works, and a CSV-only figure never imports TensorFlow/Keras.
+    out = tmp_path / "fitting_map.png"
+    code = (
+        "import runpy, sys;"
+        "sys.argv = ['pipeline.figures', 'fitting_map', '--runs', sys.argv[1], '--out', sys.argv[2]];"
+        "runpy.run_module('pipeline.figures', run_name='__main__');"
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'imported keras'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(study / "runs.csv"), str(out)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and out.with_suffix(".csv").exists()
