@@ -77,7 +77,7 @@ def rate_table(group: pd.DataFrame) -> pd.DataFrame:
         best_val_loss_std=("best_val_loss", seed_std),
         best_val_accuracy_mean=("best_val_accuracy", "mean"),
         best_val_accuracy_std=("best_val_accuracy", seed_std),
-        best_epoch_mean=("best_epoch", lambda epochs: float(epochs.astype("Float64").mean())),
+        best_epoch_mean=("best_epoch", lambda epochs: float(pd.to_numeric(epochs, errors="coerce").astype(float).mean())),
         seeds=("seed", "nunique"),
         diverged=("status", lambda statuses: int((statuses == "diverged").sum())),
     )

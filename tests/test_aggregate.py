@@ -135,14 +135,15 @@ def expected_runs(study: Path) -> pd.DataFrame:
     d = lambda optimizer, schedule, seed, lr: str(run_dir(study, optimizer, schedule, seed, lr))  # noqa: E731
     rows = [
         # optimizer, schedule, lr, seed, status, best_val_loss, best_val_accuracy, best_epoch, final_loss,
-        # final_val_loss, final_val_accuracy, diverged_epoch, epochs_run, steps, val_accuracy_at_best, seconds, run_dir
-        ("adam", "constant", L1, 0, "ok", 0.625, 0.625, 2, 1.0, 0.625, 0.625, None, 2, 20, 0.625, 1.25, d("adam", "constant", 0, L1)),
-        ("adam", "cosine", L2, 0, "ok", 0.5, 0.75, 2, 0.5, 0.5, 0.75, None, 2, 20, 0.75, 1.25, d("adam", "cosine", 0, L2)),
-        ("adam", "cosine", L2, 1, "ok", 0.75, 0.625, 2, 0.5, 0.75, 0.625, None, 2, 20, 0.625, 1.25, d("adam", "cosine", 1, L2)),
-        ("adam", "cosine", L3, 0, "diverged", NAN, NAN, None, NAN, NAN, NAN, 1, 1, 10, NAN, 0.75, d("adam", "cosine", 0, L3)),
-        ("adam", "cosine", L3, 1, "diverged", 0.875, 0.5, 1, 64.0, 32.0, 0.125, 2, 2, 20, 0.5, 1.25, d("adam", "cosine", 1, L3)),
-        ("sgd", "constant", L1, 0, "ok", 1.25, 0.375, 2, 1.5, 1.25, 0.375, None, 2, 20, 0.375, 1.25, d("sgd", "constant", 0, L1)),
-        ("sgd", "constant", L1, 1, "ok", 0.75, 0.5, 2, 0.5, 1.0, 0.375, None, 3, 30, 0.5, 1.75, d("sgd", "constant", 1, L1)),
+        # final_val_loss, final_val_accuracy, diverged_epoch, epochs_run, steps, val_accuracy_at_best, seconds,
+        # initial_loss, run_dir
+        ("adam", "constant", L1, 0, "ok", 0.625, 0.625, 2, 1.0, 0.625, 0.625, None, 2, 20, 0.625, 1.25, 2.25, d("adam", "constant", 0, L1)),
+        ("adam", "cosine", L2, 0, "ok", 0.5, 0.75, 2, 0.5, 0.5, 0.75, None, 2, 20, 0.75, 1.25, 2.25, d("adam", "cosine", 0, L2)),
+        ("adam", "cosine", L2, 1, "ok", 0.75, 0.625, 2, 0.5, 0.75, 0.625, None, 2, 20, 0.625, 1.25, 2.25, d("adam", "cosine", 1, L2)),
+        ("adam", "cosine", L3, 0, "diverged", NAN, NAN, None, NAN, NAN, NAN, 1, 1, 10, NAN, 0.75, 2.25, d("adam", "cosine", 0, L3)),
+        ("adam", "cosine", L3, 1, "diverged", 0.875, 0.5, 1, 64.0, 32.0, 0.125, 2, 2, 20, 0.5, 1.25, 2.25, d("adam", "cosine", 1, L3)),
+        ("sgd", "constant", L1, 0, "ok", 1.25, 0.375, 2, 1.5, 1.25, 0.375, None, 2, 20, 0.375, 1.25, 2.25, d("sgd", "constant", 0, L1)),
+        ("sgd", "constant", L1, 1, "ok", 0.75, 0.5, 2, 0.5, 1.0, 0.375, None, 3, 30, 0.5, 1.75, 2.25, d("sgd", "constant", 1, L1)),
     ]
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     frame["best_epoch"] = pd.array([row[7] for row in rows], dtype="Int64")
@@ -236,7 +237,15 @@ def make_runs(cells: Dict[tuple, List[tuple]] = CELLS) -> pd.DataFrame:
     rows = []
     for (optimizer, schedule, lr), seeds in reversed(list(cells.items())):
         for seed, (status, loss, accuracy) in reversed(list(enumerate(seeds))):
-            rows.append({"optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed, "status": status, "best_val_loss": loss, "best_val_accuracy": accuracy})
+            rows.append(
+                {
+                    "optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed, "status": status,
+                    "best_val_loss": loss, "best_val_accuracy": accuracy,
+                    # Every finite run had its best epoch at 2; the fit label follows the status.
+                    "best_epoch": 2 if math.isfinite(loss) else None,
+                    "fit": "diverged" if status == "diverged" else "good",
+                }
+            )  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -250,10 +259,10 @@ def test_best_rates_exact_table() -> None:
     best = best_rates(make_runs())
     expected = pd.DataFrame(
         [
-            ("adam", "constant", L2, 0.375, std2(0.25, 0.5), 0.625, std2(0.75, 0.5), 2, 0.0, False, ""),
-            ("adam", "cosine", L1, 0.5, 0.0, 0.625, 0.0, 2, 1 / 6, True, "low"),
-            ("sgd", "constant", L3, 0.375, std2(0.25, 0.5), 0.6875, std2(0.75, 0.625), 2, 0.0, True, "high"),
-            ("sgd", "cosine", L2, 0.375, std2(0.5, 0.25), 0.625, std2(0.5, 0.75), 2, 4 / 6, False, ""),
+            ("adam", "constant", L2, 0.375, std2(0.25, 0.5), 0.625, std2(0.75, 0.5), 2, 0.0, False, "", "good", 2.0),
+            ("adam", "cosine", L1, 0.5, 0.0, 0.625, 0.0, 2, 1 / 6, True, "low", "good", 2.0),
+            ("sgd", "constant", L3, 0.375, std2(0.25, 0.5), 0.6875, std2(0.75, 0.625), 2, 0.0, True, "high", "good", 2.0),
+            ("sgd", "cosine", L2, 0.375, std2(0.5, 0.25), 0.625, std2(0.5, 0.75), 2, 4 / 6, False, "", "diverged", 2.0),  # tie: the worse label
         ],
         columns=BEST_COLUMNS,
     )
@@ -295,7 +304,7 @@ def test_best_rates_one_seed_has_zero_std() -> None:
         ("adam", "constant", L3): [("ok", 0.5, 0.75)],
     }
     best = best_rates(make_runs(cells))
-    expected = pd.DataFrame([("adam", "constant", L2, 0.25, 0.0, 0.875, 0.0, 1, 0.0, False, "")], columns=BEST_COLUMNS)
+    expected = pd.DataFrame([("adam", "constant", L2, 0.25, 0.0, 0.875, 0.0, 1, 0.0, False, "", "good", 2.0)], columns=BEST_COLUMNS)
     assert_frame_equal(best, expected, check_exact=True)
 
 
@@ -315,7 +324,7 @@ def test_best_rates_seeds_counts_the_seeds_of_the_chosen_rate() -> None:
 def test_best_rates_single_rate_grid_is_at_the_low_edge() -> None:
     best = best_rates(make_runs({("sgd", "cosine", L2): [("ok", 0.5, 0.5), ("ok", 0.25, 0.75)]}))
     expected = pd.DataFrame(
-        [("sgd", "cosine", L2, 0.375, std2(0.5, 0.25), 0.625, std2(0.5, 0.75), 2, 0.0, True, "low")], columns=BEST_COLUMNS
+        [("sgd", "cosine", L2, 0.375, std2(0.5, 0.25), 0.625, std2(0.5, 0.75), 2, 0.0, True, "low", "good", 2.0)], columns=BEST_COLUMNS
     )
     assert_frame_equal(best, expected, check_exact=True)
 
@@ -373,15 +382,17 @@ def test_main_writes_the_three_tables(study_dir: Path, tmp_path: Path, capsys: p
     assert_frame_equal(pd.read_csv(out / "curves.csv"), curves, check_exact=True)
     best_back = pd.read_csv(out / "best.csv")
     best_back["edge"] = best_back["edge"].fillna("")  # "" is written as an empty field
-    assert_frame_equal(best_back, best, check_exact=True)
+    # Without --diagnosis there are no fit labels: an empty field, read back as missing.
+    assert best["fit"].eq("").all() and best_back["fit"].isna().all()
+    assert_frame_equal(best_back.drop(columns="fit"), best.drop(columns="fit"), check_exact=True)
 
     # Hand-checked best rows of the RUNS: adam/constant (one rate, one seed), adam/cosine
     # (L2 clean wins over L3 where both seeds diverged), sgd/constant (one rate, two seeds).
     expected_best = pd.DataFrame(
         [
-            ("adam", "constant", L1, 0.625, 0.0, 0.625, 0.0, 1, 0.0, True, "low"),
-            ("adam", "cosine", L2, 0.625, std2(0.5, 0.75), 0.6875, std2(0.75, 0.625), 2, 0.5, True, "low"),
-            ("sgd", "constant", L1, 1.0, std2(1.25, 0.75), 0.4375, std2(0.375, 0.5), 2, 0.0, True, "low"),
+            ("adam", "constant", L1, 0.625, 0.0, 0.625, 0.0, 1, 0.0, True, "low", "", 2.0),
+            ("adam", "cosine", L2, 0.625, std2(0.5, 0.75), 0.6875, std2(0.75, 0.625), 2, 0.5, True, "low", "", 2.0),
+            ("sgd", "constant", L1, 1.0, std2(1.25, 0.75), 0.4375, std2(0.375, 0.5), 2, 0.0, True, "low", "", 2.0),
         ],
         columns=BEST_COLUMNS,
     )
