@@ -398,3 +398,18 @@ def test_main_writes_the_three_tables(study_dir: Path, tmp_path: Path, capsys: p
     )
     assert_frame_equal(best, expected_best, check_exact=True)
     assert capsys.readouterr().out.strip() == "7 runs (2 diverged), 14 epoch rows"
+
+
+def test_main_with_diagnosis_labels_every_run_and_each_recommendation(study_dir: Path, tmp_path: Path) -> None:
+    from pipeline.diagnosis import DIAGNOSIS_COLUMNS, FIT_LABELS
+
+    manifests = write_manifests(study_dir)
+    out = tmp_path / "tables"
+    main(["--manifests", *map(str, manifests), "--runs", str(out / "runs.csv"), "--curves", str(out / "curves.csv"),
+          "--best", str(out / "best.csv"), "--diagnosis", json.dumps({"gap_threshold": 0.25})])  # fmt: skip
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.columns) == [*RUN_COLUMNS, *DIAGNOSIS_COLUMNS, "target_accuracy"]
+    assert set(runs["fit"]) <= set(FIT_LABELS)
+    assert (runs.loc[runs["status"] == "diverged", "fit"] == "diverged").all()
+    best = pd.read_csv(out / "best.csv")
+    assert set(best["fit"]) <= set(FIT_LABELS) and best["fit"].notna().all()
