@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pandas as pd
 
+from pipeline.aggregate import rate_table
 from pipeline.config import DiagnosisConfig, lr_to_str, round_significant
 
 #: The warning kinds, in the order they are listed for one optimizer × schedule.
@@ -117,30 +118,6 @@ def diverged_by_schedule(runs: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=list(DIVERGED_COLUMNS))
-
-
-def rate_ranking(group: pd.DataFrame) -> pd.DataFrame:
-    """The rates of one optimizer × schedule, best first, by the rule of ``best.csv``.
-
-    Rates at which any seed diverged rank after all others (as :func:`pipeline.aggregate.best_rates`
-    never recommends them while a clean rate exists); within each class, by mean best val_loss.
-    Rates without a finite mean (every seed diverged in its first epoch) are left out.
-
-    Returns:
-        One row per rate: ``lr``, ``mean``, ``std`` (sample std over seeds, 0 for one seed),
-        ``seeds`` and ``diverged`` (count of diverged seeds).
-    """
-    frame = group.assign(_diverged=_is_diverged(group["status"]).astype(int), _loss=group["best_val_loss"].astype(float))
-    per_rate = frame.groupby("lr", sort=True).agg(
-        mean=("_loss", "mean"),
-        std=("_loss", lambda values: float(values.std(ddof=1)) if len(values) > 1 else 0.0),
-        seeds=("seed", "nunique"),
-        diverged=("_diverged", "sum"),
-    )
-    per_rate = per_rate[[_finite(value) for value in per_rate["mean"]]].reset_index()
-    per_rate["_any_diverged"] = per_rate["diverged"] > 0
-    ranked = per_rate.sort_values(["_any_diverged", "mean", "lr"], kind="stable")
-    return ranked.drop(columns="_any_diverged").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -264,20 +241,22 @@ def _more_seeds(seeds: Any, count: int) -> str:
 
 
 def _seeds_message(row: pd.Series, group: pd.DataFrame, seeds: Any) -> Optional[str]:
-    ranked = rate_ranking(group)
-    if len(ranked) < 2 or int(ranked.loc[0, "seeds"]) < 2:
+    # The ranking of best.csv; rates without a finite mean (tier 2) cannot be compared.
+    ranked = rate_table(group)
+    ranked = ranked[ranked["tier"] < 2]
+    if len(ranked) < 2 or int(ranked["seeds"].iloc[0]) < 2:
         return None  # one rate has no runner-up; one seed has no spread
     winner, runner = ranked.iloc[0], ranked.iloc[1]
     if int(runner["diverged"]) > 0 and int(winner["diverged"]) == 0:
         return None  # the runner-up diverged on some seed: clearly worse, whatever the spread
-    std = float(row["best_val_loss_std"]) if _finite(row.get("best_val_loss_std")) else float(winner["std"])
-    gap = float(runner["mean"]) - float(winner["mean"])
+    std = float(row["best_val_loss_std"]) if _finite(row.get("best_val_loss_std")) else float(winner["best_val_loss_std"])
+    gap = float(runner["best_val_loss_mean"]) - float(winner["best_val_loss_mean"])
     if not std > gap:
         return None
     return (
         f"the seeds disagree more than the top two rates differ: best val_loss std {std:.3g} over "
-        f"{int(winner['seeds'])} seeds at {_rate(winner['lr'])} vs a gap of {gap:.3g} to the runner-up "
-        f"{_rate(runner['lr'])}; the winner is not distinguishable from it; add seeds: study.seeds={_more_seeds(seeds, int(winner['seeds']))}"
+        f"{int(winner['seeds'])} seeds at {_rate(ranked.index[0])} vs a gap of {gap:.3g} to the runner-up "
+        f"{_rate(ranked.index[1])}; the winner is not distinguishable from it; add seeds: study.seeds={_more_seeds(seeds, int(winner['seeds']))}"
     )
 
 

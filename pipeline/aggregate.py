@@ -72,14 +72,18 @@ def rate_table(group: pd.DataFrame) -> pd.DataFrame:
     The rank follows the recommendation rule: rates at which no seed diverged come first,
     by mean ``best_val_loss``; rates with a diverged seed (or no finite loss) follow.
     """
+    columns = {
+        "best_val_loss_mean": ("best_val_loss", "mean"),
+        "best_val_loss_std": ("best_val_loss", seed_std),
+        "best_val_accuracy_mean": ("best_val_accuracy", "mean"),
+        "best_val_accuracy_std": ("best_val_accuracy", seed_std),
+        "best_epoch_mean": ("best_epoch", lambda epochs: float(pd.to_numeric(epochs, errors="coerce").astype(float).mean())),
+        "seeds": ("seed", "nunique"),
+        "diverged": ("status", lambda statuses: int((statuses == "diverged").sum())),
+    }
+    # Ranking needs only lr, seed, status and best_val_loss; the other summaries come when present.
     per_rate = group.groupby("lr", sort=True).agg(
-        best_val_loss_mean=("best_val_loss", "mean"),
-        best_val_loss_std=("best_val_loss", seed_std),
-        best_val_accuracy_mean=("best_val_accuracy", "mean"),
-        best_val_accuracy_std=("best_val_accuracy", seed_std),
-        best_epoch_mean=("best_epoch", lambda epochs: float(pd.to_numeric(epochs, errors="coerce").astype(float).mean())),
-        seeds=("seed", "nunique"),
-        diverged=("status", lambda statuses: int((statuses == "diverged").sum())),
+        **{name: spec for name, spec in columns.items() if spec[0] in group.columns}
     )
     clean = (per_rate["diverged"] == 0) & np.isfinite(per_rate["best_val_loss_mean"])
     finite = np.isfinite(per_rate["best_val_loss_mean"])

@@ -97,14 +97,24 @@ FIGURE_CAPTIONS: Dict[str, tuple[str, str]] = {
     ),
 }
 
-#: Badge colours of the fit labels, the fitting map's: diverged dark red, unstable orange,
-#: underfit blue-grey, overfit purple, good green.
+#: Badge colours of the fit labels: the fitting map's (``pipeline.figures.fitting.FIT_COLORS``,
+#: copied so that the report job needs no matplotlib; a test keeps them equal).
 FIT_COLOURS: Dict[str, str] = {
-    "diverged": "#8b0000",
-    "unstable": "#e8590c",
-    "underfit": "#607d8b",
-    "overfit": "#7b2cbf",
-    "good": "#2b8a3e",
+    "diverged": "#8b1a1a",  # dark red
+    "unstable": "#f28e2b",  # orange
+    "underfit": "#8497b0",  # blue-grey
+    "overfit": "#7b3294",  # purple
+    "good": "#2e8b3e",  # green
+}
+
+#: Badge text colour on each label's colour, as in the fitting map: white on the dark ones,
+#: black on the light ones, for contrast.
+FIT_TEXT_COLOURS: Dict[str, str] = {
+    "diverged": "#fff",
+    "unstable": "#000",
+    "underfit": "#000",
+    "overfit": "#fff",
+    "good": "#fff",
 }
 
 #: Headings of the warning kinds of :mod:`pipeline.advice`.
@@ -129,7 +139,7 @@ _CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
        color: #1f2328; background: #fff; }
-main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
+main { max-width: 64rem; margin: 0 auto; padding: 1rem; }
 h1 { font-size: 1.6rem; margin: 0.5rem 0 1rem; }
 h2 { font-size: 1.25rem; margin: 2rem 0 0.75rem; border-bottom: 1px solid #d0d7de; }
 /* Overrides and rate lists are long unbroken tokens: break them rather than widen the page. */
@@ -140,12 +150,15 @@ th, td { padding: 0.35rem 0.6rem; border-bottom: 1px solid #d0d7de; text-align: 
          white-space: nowrap; vertical-align: top; }
 th { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.warn { color: #9a6700; background: #fff8c5; white-space: normal; min-width: 14rem; }
+/* The edge note wraps (the warnings section has the details), so the table fits a desktop. */
+td.warn { color: #9a6700; background: #fff8c5; white-space: normal; min-width: 7rem; }
 img { max-width: 100%; height: auto; display: block; }
 figure { margin: 1rem 0; }
 figcaption { font-size: 0.9rem; color: #57606a; margin-top: 0.4rem; }
 pre { background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 0.85rem;
       white-space: pre; border-radius: 6px; }
+/* The command wraps on screen but copies as the one line it is. */
+pre.command { white-space: pre-wrap; overflow-wrap: anywhere; }
 ul.findings li, ul.warnings li { margin-bottom: 0.4rem; }
 ul.warnings { padding-left: 1.2rem; }
 .kind { font-weight: 600; color: #9a6700; }
@@ -153,10 +166,17 @@ code { font-size: 0.9em; }
 .fit { display: inline-block; padding: 0 0.55em; border-radius: 1em; color: #fff; font-weight: 600;
        font-size: 0.8rem; line-height: 1.6; }
 .fit-none { background: #8c959f; }
+@media (max-width: 40rem) {
+  main { padding: 0.75rem; }
+  table { font-size: 0.85rem; }
+  th, td { padding: 0.3rem 0.4rem; }
+}
 """
 
 #: One background colour per fit label (the badge classes ``fit-<label>``).
-_FIT_CSS = "".join(f".fit-{label} {{ background: {colour}; }}\n" for label, colour in FIT_COLOURS.items())
+_FIT_CSS = "".join(
+    f".fit-{label} {{ background: {colour}; color: {FIT_TEXT_COLOURS[label]}; }}\n" for label, colour in FIT_COLOURS.items()
+)
 
 
 def _e(value: object) -> str:
@@ -458,7 +478,7 @@ def build_report(
         f"<pre>{_e(config_text)}</pre>",
         _provenance_html(study),
         "<h2>Reproduce</h2>",
-        f"<pre><code>{_e(_command_text(study.get('command')))}</code></pre>",
+        f'<pre class="command"><code>{_e(_command_text(study.get("command")))}</code></pre>',
         "</main>",
         "</body>",
         "</html>",

@@ -20,7 +20,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import pandas as pd
 import pytest
 
-from pipeline.advice import KINDS, Warning, diverged_by_schedule, rate_ranking, study_warnings
+from pipeline.advice import KINDS, Warning, diverged_by_schedule, study_warnings
+from pipeline.aggregate import rate_table
 from pipeline.aggregate import best_rates, read_runs
 from pipeline.config import DiagnosisConfig, GridConfig, grid_rates, run_dir
 from pipeline.train import summarise, write_history
@@ -85,21 +86,9 @@ def write_runs(study_dir: Path, spec: Spec, epochs: int) -> List[Path]:
 
 
 def tables(tmp_path: Path, spec: Spec, epochs: int = 10) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    """runs.csv and best.csv of a synthetic study, as the workflow computes them.
-
-    ``best_rates`` may not yet give ``best_epoch_mean``/``fit``; then they are added here from
-    the runs at the recommended rate (the definitions of best.csv).
-    """
+    """runs.csv and best.csv of a synthetic study, as the workflow computes them."""
     runs, _ = read_runs(write_runs(tmp_path / "study", spec, epochs))
-    best = best_rates(runs)
-    if "best_epoch_mean" not in best.columns:
-        best["best_epoch_mean"] = [
-            float(runs[(runs["optimizer"] == row.optimizer) & (runs["schedule"] == row.schedule) & (runs["lr"] == row.lr)]["best_epoch"].mean())
-            for row in best.itertuples()
-        ]
-    if "fit" not in best.columns:
-        best["fit"] = "good"
-    return runs, best
+    return runs, best_rates(runs)
 
 
 def make_study(
@@ -379,7 +368,7 @@ def test_runner_up_with_a_diverged_seed_ranks_last(tmp_path: Path) -> None:
         }
     }
     runs, best = tables(tmp_path, spec)
-    assert rate_ranking(runs)["lr"].tolist() == [L2, L1, L3]
+    assert rate_table(runs).index.tolist() == [L2, L1, L3]
     assert study_warnings(runs, best, make_study(seeds=(0, 1, 2))) == []
 
 

@@ -171,7 +171,7 @@ def test_draw_sensitivity_structure() -> None:
     assert sorted(text.get_text() for text in axes[1].texts) == ["2"]
     legend_labels = [text.get_text() for text in figure.legends[0].get_texts()]
     assert legend_labels == ["constant", "cosine", "diverged (count)"]
-    assert axes[0].get_xlabel() == "learning rate"
+    assert below[0].get_xlabel() == "learning rate"  # on the bottom row
     assert "val_loss" in axes[0].get_ylabel()
 
 
@@ -183,7 +183,9 @@ def test_draw_sensitivity_panel_with_only_diverged_runs() -> None:
     }
     figure = draw_sensitivity(sensitivity_table(make_runs(cells)))
     axes = figure.get_axes()
-    assert [ax.get_title() for ax in axes] == ["adam", "lion"]
+    assert len(axes) == 4  # loss row, then accuracy row
+    assert [ax.get_title() for ax in axes[:2]] == ["adam", "lion"]
+    assert [float(x) for line in _diverged_lines(axes[3]) for x in line.get_xdata()] == [L1, L2]
     assert [float(x) for line in _diverged_lines(axes[1]) for x in line.get_xdata()] == [L1, L2]
     assert [text.get_text() for text in axes[1].texts] == ["2"]
     figure.canvas.draw()  # renders without error despite an all-NaN panel

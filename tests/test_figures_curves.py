@@ -112,6 +112,24 @@ def test_draw_learning_curves_clips_huge_finite_values() -> None:
     assert clipped and all(np.all(np.asarray(line.get_xdata()) == 3.0) for line in clipped)
 
 
+def test_draw_learning_curves_one_epoch_run_is_a_point_and_sets_no_clip_level() -> None:
+    # adam/cosine's higher rate (L2) blew up in epoch 1: a huge first-epoch loss, then stopped.
+    curves = make_curves()
+    blown = (curves["optimizer"] == "adam") & (curves["schedule"] == "cosine") & (curves["lr"] == L2)
+    curves = curves[~blown | (curves["epoch"] == 1)].copy()
+    curves.loc[blown, "loss"] = 800.0
+    curves.loc[blown, "val_loss"] = 11.0
+    figure = draw_learning_curves(learning_curves_table(curves, make_best()))
+    ax = figure.get_axes()[1]
+    # The 800 is clipped (the clip level comes from the best rates' first epoch, not from it) ...
+    clipped = [line for line in ax.get_lines() if line.get_gid() == "clipped"]
+    assert [line.get_xdata().tolist() for line in clipped] == [[1.0]]
+    # ... and the finite, in-range 11 of the one-epoch run is drawn as a point.
+    points = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [(line.get_xdata().tolist(), line.get_ydata().tolist()) for line in points] == [([1.0], [11.0])]
+    assert ax.get_ylim()[1] < 800
+
+
 def test_learning_curves_table_names_missing_columns() -> None:
     with pytest.raises(ValueError, match="val_loss"):
         learning_curves_table(make_curves().drop(columns=["val_loss"]), make_best())

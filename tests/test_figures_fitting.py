@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from pipeline.figures.fitting import (
     FIT_COLORS,
     FIT_LABELS,
     FITTING_COLUMNS,
-    _majority_fit,
     draw_fitting_map,
     fitting_map_table,
 )
@@ -33,28 +31,6 @@ EXPECTED = [
     ("sgd", "cosine", L2, "good", 2, 0, 0, 0, 0, 2),
     ("sgd", "cosine", L3, "diverged", 2, 1, 1, 0, 0, 0),
 ]
-
-
-@pytest.mark.parametrize(
-    ("labels", "expected"),
-    [
-        (["good"], "good"),
-        (["good", "good", "diverged"], "good"),  # a majority beats a worse minority
-        (["good", "diverged"], "diverged"),
-        (["overfit", "good"], "overfit"),
-        (["underfit", "unstable"], "unstable"),
-        (["overfit", "underfit", "good", "good", "overfit", "underfit"], "underfit"),
-    ],
-)
-def test_majority_fit(labels: List[str], expected: str) -> None:
-    assert _majority_fit(labels) == expected
-
-
-def test_majority_fit_rejects_unknown_and_empty() -> None:
-    with pytest.raises(ValueError, match="'fine'"):
-        _majority_fit(["good", "fine"])
-    with pytest.raises(ValueError, match="at least one"):
-        _majority_fit([])
 
 
 def test_fitting_map_table_exact() -> None:

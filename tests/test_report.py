@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from pipeline.advice import study_warnings
-from pipeline.report import FIGURE_CAPTIONS, FIT_COLOURS, build_report, edge_warning, fit_badge, format_rate, main, schedule_comparison
+from pipeline.report import FIGURE_CAPTIONS, FIT_COLOURS, FIT_TEXT_COLOURS, build_report, edge_warning, fit_badge, format_rate, main, schedule_comparison
 
 NAN = math.nan
 #: Enough of a PNG for the report, which embeds bytes without decoding them.
@@ -178,7 +178,7 @@ def test_page_order_and_contents(figure_path: Path) -> None:
     assert positions == sorted(positions)
     assert "<p>12 runs: 9 ok, 3 diverged.</p>" in page
     command = "snakemake --cores all --config overrides=&quot;optimizer=[adam,sgd] study.name=demo&quot;"
-    assert f"<pre><code>{command}</code></pre>" in page
+    assert f'<pre class="command"><code>{command}</code></pre>' in page
 
 
 def test_html_escaping(figure_path: Path) -> None:
@@ -277,17 +277,15 @@ def test_fit_badges_in_the_recommended_table(figure_path: Path) -> None:
         '<span class="fit fit-diverged">diverged</span>',
     ]
     for label, colour in FIT_COLOURS.items():
-        assert f".fit-{label} {{ background: {colour}; }}" in page
+        assert f".fit-{label} {{ background: {colour}; color: {FIT_TEXT_COLOURS[label]}; }}" in page
 
 
 def test_fit_badge_colours_and_unknown_labels() -> None:
-    assert FIT_COLOURS == {
-        "diverged": "#8b0000",
-        "unstable": "#e8590c",
-        "underfit": "#607d8b",
-        "overfit": "#7b2cbf",
-        "good": "#2b8a3e",
-    }
+    from pipeline.figures import fitting
+
+    # The badges wear the fitting map's colours, text colours included.
+    assert FIT_COLOURS == fitting.FIT_COLORS
+    assert {label: "white" if colour == "#fff" else "black" for label, colour in FIT_TEXT_COLOURS.items()} == fitting._TEXT_COLORS
     assert fit_badge("unstable") == '<span class="fit fit-unstable">unstable</span>'
     assert fit_badge('"><i>x</i>') == '<span class="fit fit-none">&quot;&gt;&lt;i&gt;x&lt;/i&gt;</span>'
     assert fit_badge(None) == fit_badge("") == '<span class="fit fit-none">n/a</span>'

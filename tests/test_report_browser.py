@@ -182,7 +182,7 @@ def test_report_renders_on_a_desktop(browser: Any, report: Path, tmp_path: Path)
         assert page.locator("table#recommended tbody tr").count() == len(OPTIMIZERS) * len(SCHEDULES)
         assert page.locator("table#recommended .fit-good").count() == 2
         badge = page.locator("table#recommended .fit-diverged").first
-        assert badge.evaluate("element => getComputedStyle(element).backgroundColor") == "rgb(139, 0, 0)"
+        assert badge.evaluate("element => getComputedStyle(element).backgroundColor") == "rgb(139, 26, 26)"
         assert page.locator("ul.warnings li").count() >= 2  # the edge and the diverged shares
         assert page.locator("table#diverged tbody tr").count() == len(OPTIMIZERS) * len(SCHEDULES)
 

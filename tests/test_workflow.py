@@ -103,17 +103,39 @@ def test_tables_are_complete_and_consistent(smoke):
     assert config.startswith("study:\n")
 
 
-def test_report_and_figure_exist_and_agree_with_the_tables(smoke):
+FIGURES = [
+    "lr_sensitivity", "fitting_map", "learning_curves", "generalisation_gap", "schedule_shapes",
+    "schedule_comparison", "cost_to_target",
+]  # fmt: skip
+
+
+def test_every_run_is_diagnosed(smoke):
+    from pipeline.diagnosis import DIAGNOSIS_COLUMNS, FIT_LABELS
+
+    _, results = smoke
+    runs = pd.read_csv(results / "runs.csv")
+    assert set(DIAGNOSIS_COLUMNS) <= set(runs.columns)
+    assert set(runs["fit"]) <= set(FIT_LABELS)
+    assert ((runs["status"] == "diverged") == (runs["fit"] == "diverged")).all()
+    best = pd.read_csv(results / "best.csv")
+    assert set(best["fit"]) <= set(FIT_LABELS)
+
+
+def test_report_and_figures_exist_and_agree_with_the_tables(smoke):
     _, results = smoke
     html = (results / "report.html").read_text()
     best = pd.read_csv(results / "best.csv")
-    assert "data:image/png;base64," in html
-    assert html.count("<tr") >= len(best) + 1
+    assert html.count("data:image/png;base64,") == len(FIGURES)
+    recommended = html[html.index('id="recommended"') :]
+    recommended = recommended[recommended.index("<tbody") : recommended.index("</tbody>")]
+    assert recommended.count("<tr") == len(best)
     for row in best.itertuples():
         assert row.schedule in html and row.optimizer in html
-    figure_table = pd.read_csv(results / "figures" / "lr_sensitivity.csv")
-    assert len(figure_table) == len(best) * 3  # every rate of every optimizer x schedule, diverged included
-    assert (results / "figures" / "lr_sensitivity.png").stat().st_size > 10_000
+    for figure in FIGURES:
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
+        assert len(pd.read_csv(results / "figures" / f"{figure}.csv")) > 0, figure
+    sensitivity = pd.read_csv(results / "figures" / "lr_sensitivity.csv")
+    assert len(sensitivity) == len(best) * 3  # every rate of every optimizer x schedule, diverged included
 
 
 def test_rerun_does_nothing_and_a_wider_grid_trains_only_new_rates(smoke):
@@ -162,6 +184,9 @@ def test_snakemake_report(smoke):
     result = snakemake(workdir, "--report", str(out.relative_to(workdir)), "--config", "overrides=study=smoke")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert out.stat().st_size > 10_000
+    text = out.read_text(errors="replace")
+    for figure in FIGURES:
+        assert f"{figure}.png" in text, figure
 
 
 def test_a_users_own_model_and_npz_dataset(tmp_path):

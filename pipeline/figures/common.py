@@ -21,6 +21,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from pipeline.config import lr_to_str  # noqa: E402
@@ -182,6 +183,18 @@ def pad_log_x(ax: Axes, lrs: np.ndarray) -> None:
     low, high = float(lrs.min()), float(lrs.max())
     factor = max((high / low) ** 0.06, 1.4)
     ax.set_xlim(low / factor, high * factor)
+
+
+def plain_log_labels(ax: Axes) -> None:
+    """Label a log y axis with plain numbers (``0.5``, ``2``, ``100``) instead of powers of ten.
+
+    Minor ticks are labelled too when the range spans less than about a decade (else there
+    would be no label at all); call it after the y range is final.
+    """
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    bottom, top = ax.get_ylim()
+    narrow = bottom > 0 and top / bottom < 30
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}") if narrow else NullFormatter())
 
 
 def draw_top_marks(

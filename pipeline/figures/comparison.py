@@ -120,6 +120,7 @@ def draw_schedule_comparison(table: pd.DataFrame) -> Figure:
                         transform=transform, clip_on=False, gid="diverged")  # fmt: skip
                 ax.annotate(label + ": all diverged", xy=(0.95, y), xycoords=transform, ha="right", va="center",
                             fontsize=7, color="0.25")  # fmt: skip
+        ax.margins(x=0.15)  # room for the rate labels of the outermost points
         ax.set_yticks(positions, panel["schedule"].astype(str).tolist())
         ax.set_ylim(len(panel) - 0.4, -0.7)  # best at the top, room for the rate labels
         ax.set_title(optimizer)

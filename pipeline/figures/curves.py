@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from pipeline.figures.common import (
@@ -17,6 +18,7 @@ from pipeline.figures.common import (
     mark_handle,
     numeric,
     panel_grid,
+    plain_log_labels,
     rate_label,
     sorted_names,
 )
@@ -114,12 +116,18 @@ def learning_curves_table(curves: pd.DataFrame, best: pd.DataFrame) -> pd.DataFr
 
 def _clip_top(table: pd.DataFrame) -> float:
     """The highest value drawn as is: the largest finite value, at most :data:`CLIP_FACTOR`
-    times the largest finite first-epoch value."""
+    times the largest finite first-epoch value of the best rates.
+
+    The reference is the best rates' first epoch (the others' where no best rate has one): a
+    rate that blew up in its first epoch would otherwise set its own clipping level.
+    """
     values = pd.concat([numeric(table["loss"]), numeric(table["val_loss"])]).to_numpy()
     values = values[np.isfinite(values) & (values > 0)]
     if values.size == 0:
         return 1.0
     first = table[table["epoch"] == table["epoch"].min()]
+    if (first["role"] == "best").any():
+        first = first[first["role"] == "best"]
     starts = pd.concat([numeric(first["loss"]), numeric(first["val_loss"])]).to_numpy()
     starts = starts[np.isfinite(starts) & (starts > 0)]
     top = float(values.max())
@@ -169,6 +177,12 @@ def draw_learning_curves(table: pd.DataFrame) -> Figure:
                     shown = np.isfinite(values) & (values <= top)
                     label = f"{role} {rate_label(lr)}" if column == "loss" else None
                     ax.plot(epochs, np.where(shown, values, np.nan), linestyle=style, color=color, label=label)
+                    # A point with no drawn neighbour (a one-epoch run) would be invisible as a line.
+                    before = np.concatenate([[False], shown[:-1]])
+                    after = np.concatenate([shown[1:], [False]])
+                    alone = shown & ~before & ~after
+                    if alone.any():
+                        ax.plot(epochs[alone], values[alone], linestyle="none", marker="o", markersize=4, color=color)
                     if (~shown).any():
                         clipped_any = True
                         ax.plot(
@@ -184,8 +198,9 @@ def draw_learning_curves(table: pd.DataFrame) -> Figure:
                             gid="clipped",
                         )
             ax.set_yscale("log")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(True, which="major", alpha=0.3)
-            ax.legend(fontsize=7, loc="lower left", frameon=False, title="rate", title_fontsize=7)
+            ax.legend(fontsize=7, loc="best", frameon=False, title="rate", title_fontsize=7)
             if row_index == 0:
                 ax.set_title(schedule)
             if row_index == len(optimizers) - 1:
@@ -202,6 +217,7 @@ def draw_learning_curves(table: pd.DataFrame) -> Figure:
             # Room above the data for the markers: the data ends at ~85% of the log height.
             span = max(np.log10(high) - np.log10(low), 0.3)
             used[0].set_ylim(10 ** (np.log10(low) - 0.05 * span), 10 ** (np.log10(high) + 0.2 * span))
+            plain_log_labels(used[0])
     handles = [
         Line2D([], [], color="0.2", linestyle="-", label="train loss"),
         Line2D([], [], color="0.2", linestyle="--", label="val loss"),

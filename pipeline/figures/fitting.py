@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, Iterable, List
+from typing import Dict, List
 
 import numpy as np
 import pandas as pd
@@ -11,10 +11,10 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from pipeline.diagnosis import FIT_LABELS, fit_of_cell
 from pipeline.figures.common import KEYS, check_columns, hide_unused, panel_grid, rate_label, sorted_names
 
 #: The fit labels of the diagnosis, worst first: the order that breaks ties.
-FIT_LABELS: tuple[str, ...] = ("diverged", "unstable", "underfit", "overfit", "good")
 
 #: Fixed colour of each label, in every study.
 FIT_COLORS: Dict[str, str] = {
@@ -45,36 +45,10 @@ RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "fit")
 FITTING_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "fit", "runs", *FIT_LABELS)
 
 
-def _majority_fit(labels: Iterable[str]) -> str:
-    """The fit label of a grid cell: the most frequent label over its seeds.
-
-    Ties go to the worse label in the order of :data:`FIT_LABELS` (diverged, unstable,
-    underfit, overfit, good): with one seed good and one diverged the cell is diverged, so a
-    rate is never shown better than its worst tied evidence. Same rule as
-    ``pipeline.diagnosis.fit_of_cell``.
-
-    Args:
-        labels: The labels of the cell's runs, each one of :data:`FIT_LABELS`.
-
-    Returns:
-        The cell's label.
-
-    Raises:
-        ValueError: if there is no label, or one outside :data:`FIT_LABELS`.
-    """
-    counts = Counter(labels)
-    unknown = sorted(str(label) for label in counts if label not in FIT_LABELS)
-    if unknown:
-        raise ValueError(f"unknown fit label(s) {unknown}; valid: {', '.join(FIT_LABELS)}")
-    if not counts:
-        raise ValueError("a cell needs at least one fit label")
-    return max(FIT_LABELS, key=lambda label: (counts[label], -FIT_LABELS.index(label)))
-
-
 def fitting_map_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per optimizer × schedule × lr: the cell's fit label and the count of each label.
 
-    ``fit`` is the majority label over the cell's seeds (:func:`_majority_fit`), ``runs``
+    ``fit`` is the majority label over the cell's seeds (:func:`fit_of_cell`), ``runs``
     counts the cell's runs, and one column per label (``diverged`` ... ``good``) counts the
     runs with that label.
 
@@ -99,7 +73,7 @@ def fitting_map_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "optimizer": optimizer,
                 "schedule": schedule,
                 "lr": float(lr),
-                "fit": _majority_fit(labels),
+                "fit": fit_of_cell(labels),
                 "runs": len(labels),
                 **{label: int(counts[label]) for label in FIT_LABELS},
             }
@@ -134,8 +108,7 @@ def draw_fitting_map(table: pd.DataFrame) -> Figure:
         extra_width=1.8,
     )
     axes = axes[0]
-    cmap = ListedColormap([FIT_COLORS[label] for label in FIT_LABELS])
-    cmap.set_bad("white")
+    cmap = ListedColormap([FIT_COLORS[label] for label in FIT_LABELS]).with_extremes(bad="white")
     norm = BoundaryNorm(np.arange(len(FIT_LABELS) + 1) - 0.5, cmap.N)
     index = {label: number for number, label in enumerate(FIT_LABELS)}
 
