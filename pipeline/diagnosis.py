@@ -10,7 +10,10 @@ rule that fired, so that the report can say why):
   (``end_worse``).
 - ``underfit``: the run achieved less than ``underfit_progress`` of the study's best loss
   reduction (``low_progress``), or the loss was still falling by more than ``converged_drop``
-  per epoch over the tail of training (``not_converged``).
+  per epoch over the tail of training while the validation loss had not turned up
+  (``not_converged``: more epochs would still pay). A training loss still falling after the
+  validation loss turned up is memorisation, not underfitting: that run is judged by the
+  overfit rules.
 - ``overfit``: the validation loss ended more than ``overfit_val_rise`` above its minimum
   while the training loss kept falling (``val_rise``), or the final gap val_loss − loss
   exceeds ``gap_threshold`` (``gap``).
@@ -175,8 +178,11 @@ def diagnose_history(
         best = int(np.argmin(run_val))  # the first epoch of the minimum
         val_rise = _ratio_minus_one(float(run_val[-1]), float(run_val[best]))
         kept_falling = run_train[-1] < run_train[best]
-        if run_val[-1] > run_val[best] * (1.0 + thresholds.overfit_val_rise) and kept_falling:
+        val_turned = run_val[-1] > run_val[best] * (1.0 + thresholds.overfit_val_rise)
+        if val_turned and kept_falling:
             fired.add("val_rise")
+        if val_turned:
+            fired.discard("not_converged")
         gap = float(run_val[-1] - run_train[-1])
         if gap > thresholds.gap_threshold:
             fired.add("gap")

@@ -330,10 +330,13 @@ def test_all_reason_codes_in_priority_order() -> None:
     val = [2.0, 0.5, 2.0, 2.0, 3.0]
     result = diagnose(losses, status="diverged", val_losses=val, study_best_loss=0.25)
     assert result["fit_reasons"] == "diverged;spike;end_worse;low_progress;gap"
-    # A still-falling tail and a val rise with falling train loss: the remaining two codes.
+    # A still-falling tail with the validation loss still improving: not converged.
     losses = [1.9, 1.0, 0.5]
+    result = diagnose(losses, val_losses=[1.2, 0.9, 0.8], study_best_loss=0.25)
+    assert (result["fit"], result["fit_reasons"]) == ("underfit", "not_converged")
+    # The same tail after the validation loss turned up: memorisation, so overfit, not underfit.
     result = diagnose(losses, val_losses=[1.2, 0.5, 1.2], study_best_loss=0.25)
-    assert result["fit_reasons"] == "not_converged;val_rise;gap"
+    assert (result["fit"], result["fit_reasons"]) == ("overfit", "val_rise;gap")
 
 
 # --------------------------------------------------------------------------------------
