@@ -7,42 +7,7 @@ The study is composed from conf/ with Hydra and validated before any job is plan
 override stops here with a message naming the key, and nothing under results/ is touched.
 """
 
-import dataclasses
-import json
-
-from pipeline.cohort import cohort_spec
-from pipeline.compose import compose_study
-from pipeline.config import cohort_parts, StudyConfigError
-
-
-_unknown_keys = sorted(set(config) - {"overrides"})
-if _unknown_keys:
-    raise StudyConfigError(
-        f"unknown --config key(s) {_unknown_keys}: the only key is 'overrides', "
-        'e.g. --config overrides="study=smoke optimizer=[adam]"'
-    )
-
-STUDY = compose_study(config.get("overrides"))
-STUDY_DIR = f"results/{STUDY.name}"
-DATA_FILE = f"{STUDY_DIR}/data/{STUDY.dataset['name']}.npz"
-# One training job per optimizer x schedule x seed x part (cohort_size rates per part).
-PARTS = {
-    (optimizer, schedule, str(seed), str(part)): rates
-    for optimizer in STUDY.optimizers
-    for schedule in STUDY.schedules
-    for seed in STUDY.settings.seeds
-    for part, rates in enumerate(cohort_parts(STUDY.rates, STUDY.settings.cohort_size))
-}
-MANIFESTS = [
-    f"{STUDY_DIR}/cohorts/{optimizer}/{schedule}/seed{seed}/part{part}.json"
-    for optimizer, schedule, seed, part in PARTS
-]
-
-
-def train_spec(wildcards):
-    """The JSON spec of one training job: a change in it reruns just that job."""
-    key = (wildcards.optimizer, wildcards.schedule, wildcards.seed, wildcards.part)
-    return json.dumps(cohort_spec(STUDY, key[0], key[1], int(key[2]), PARTS[key]))
+include: "rules/common.smk"
 
 
 wildcard_constraints:
@@ -75,7 +40,7 @@ rule study_config:
     output:
         report(f"{STUDY_DIR}/config.yaml", caption="report/config.rst", category="Study settings"),
     params:
-        study=json.dumps(STUDY.as_dict()),
+        study=STUDY_JSON,
     log:
         f"{STUDY_DIR}/logs/study_config.log",
     conda:
@@ -88,7 +53,7 @@ rule dataset:
     output:
         DATA_FILE,
     params:
-        options=json.dumps(STUDY.dataset),
+        options=DATASET_JSON,
     log:
         f"{STUDY_DIR}/logs/dataset.log",
     conda:
@@ -127,7 +92,7 @@ rule aggregate:
         curves=f"{STUDY_DIR}/curves.csv",
         best=f"{STUDY_DIR}/best.csv",
     params:
-        diagnosis=json.dumps(dataclasses.asdict(STUDY.diagnosis)),
+        diagnosis=DIAGNOSIS_JSON,
     log:
         f"{STUDY_DIR}/logs/aggregate.log",
     conda:

@@ -50,8 +50,11 @@ def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = Tr
     if threads:
         # The environment variables cover thread pools created at import; the API call makes
         # the setting explicit and readable back (it is recorded in each summary.json).
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already ran in this process: its pools are fixed now
+            pass
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:

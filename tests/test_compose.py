@@ -184,7 +184,7 @@ def test_snakemake_refuses_bad_input_before_any_job_and_touches_nothing(tmp_path
     """A bad override stops the workflow at parse time: nothing under results/ is written or removed."""
     workdir = tmp_path / "work"
     workdir.mkdir()
-    for name in ("Snakefile", "conf", "pipeline", "report", "envs"):
+    for name in ("Snakefile", "rules", "conf", "pipeline", "report", "envs"):
         (workdir / name).symlink_to(REPO / name)
     kept = workdir / "results" / "smoke" / "runs.csv"
     kept.parent.mkdir(parents=True)
