@@ -28,6 +28,7 @@ from pipeline.config import (
     SCHEDULE_TYPES,
     Config,
     DiagnosisConfig,
+    FinderConfig,
     GridConfig,
     OptimizerConfig,
     ScheduleConfig,
@@ -137,7 +138,7 @@ def _schema_merge(cfg: DictConfig) -> Config:
     extra = sorted(set(plain) - {field.name for field in dataclasses.fields(Config)})
     if extra:
         raise StudyConfigError(
-            f"unknown top-level key(s) {extra}; valid keys: dataset, model, optimizer, schedule, study, diagnosis"
+            f"unknown top-level key(s) {extra}; valid keys: dataset, model, optimizer, schedule, study, diagnosis, finder"
         )
     try:
         merged = OmegaConf.merge(schema, plain)
@@ -168,6 +169,8 @@ def _valid_keys_for(full_key: str) -> List[str]:
         return [f.name for f in dataclasses.fields(target)]
     if parts[0] == "diagnosis":
         return [f.name for f in dataclasses.fields(DiagnosisConfig)]
+    if parts[0] == "finder":
+        return [f.name for f in dataclasses.fields(FinderConfig)]
     if parts[0] == "optimizer" and len(parts) >= 3:
         return [f.name for f in dataclasses.fields(OptimizerConfig)]
     if parts[0] == "schedule" and len(parts) >= 3:
@@ -298,6 +301,36 @@ def check_diagnosis(diagnosis: DiagnosisConfig) -> DiagnosisConfig:
     return diagnosis
 
 
+FINDER_SUGGESTIONS = ("steepest", "valley", "minimum")
+GRID_MODES = ("fixed", "finder")
+
+
+def check_finder(finder: FinderConfig) -> FinderConfig:
+    """The range test's settings, each error naming its key."""
+    for key in ("start_lr", "end_lr", "stop_factor"):
+        value = getattr(finder, key)
+        if not (math.isfinite(value) and value > 0):
+            raise StudyConfigError(f"finder.{key}={value!r} must be a number > 0")
+    if finder.start_lr >= finder.end_lr:
+        raise StudyConfigError(f"finder.start_lr={finder.start_lr} must be smaller than finder.end_lr={finder.end_lr}")
+    if finder.mode not in ("exponential", "linear"):
+        raise StudyConfigError(f"finder.mode={finder.mode!r} is not a ramp; valid: exponential, linear")
+    if finder.stop_factor <= 1:
+        raise StudyConfigError(f"finder.stop_factor={finder.stop_factor} must be > 1")
+    if not 0 <= finder.beta < 1:
+        raise StudyConfigError(f"finder.beta={finder.beta} must be in [0, 1)")
+    if finder.skip_start < 0 or finder.skip_end < 0:
+        raise StudyConfigError("finder.skip_start and finder.skip_end must be >= 0")
+    if finder.steps < finder.skip_start + finder.skip_end + 3:
+        raise StudyConfigError(
+            f"finder.steps={finder.steps} must exceed finder.skip_start + finder.skip_end + 2 "
+            f"({finder.skip_start + finder.skip_end + 2}), or no point is left to suggest from"
+        )
+    if not 0 <= finder.min_drop < 1:
+        raise StudyConfigError(f"finder.min_drop={finder.min_drop} must be in [0, 1)")
+    return finder
+
+
 def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
     """Turn a composed config into a :class:`Study`, or raise StudyConfigError."""
     config = _schema_merge(cfg)
@@ -320,7 +353,19 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
     if any(seed < 0 for seed in settings.seeds):
         raise StudyConfigError(f"study.seeds={settings.seeds}: seeds must be >= 0")
     grid = settings.grid
-    if grid.values is not None:
+    if grid.mode not in GRID_MODES:
+        raise StudyConfigError(f"study.grid.mode={grid.mode!r} is not a grid mode; valid: {', '.join(GRID_MODES)}")
+    if grid.finder_suggestion not in FINDER_SUGGESTIONS:
+        raise StudyConfigError(
+            f"study.grid.finder_suggestion={grid.finder_suggestion!r} is not a suggestion; valid: {', '.join(FINDER_SUGGESTIONS)}"
+        )
+    if not (math.isfinite(grid.finder_decades) and grid.finder_decades > 0):
+        raise StudyConfigError(f"study.grid.finder_decades={grid.finder_decades!r} must be > 0")
+    if grid.mode == "finder":
+        # The rates come from the range test, per optimizer (pipeline.finder.centred_grid).
+        if grid.points < 1:
+            raise StudyConfigError(f"study.grid.points={grid.points} must be >= 1")
+    elif grid.values is not None:
         if not grid.values:
             raise StudyConfigError("study.grid.values is empty: give rates or set it to null to use min/max/points")
         for value in grid.values:
@@ -369,6 +414,7 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
         schedules=schedules,
         settings=settings,
         diagnosis=check_diagnosis(config.diagnosis),
+        finder=check_finder(config.finder),
         overrides=list(overrides),
-        rates=grid_rates(grid),
+        rates=grid_rates(grid) if grid.mode == "fixed" else [],  # finder mode: per optimizer, later
     )

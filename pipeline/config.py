@@ -118,12 +118,20 @@ class ScheduleConfig:
 @dataclass
 class GridConfig:
     """The learning rates to try: an explicit ``values`` list, or ``points`` log-spaced rates
-    from ``min`` to ``max`` (rounded to 4 significant digits so that paths stay readable)."""
+    from ``min`` to ``max`` (rounded to 4 significant digits so that paths stay readable).
+
+    ``mode: finder`` instead centres ``points`` log-spaced rates on the LR range test's
+    ``finder_suggestion`` (per optimizer, geometric mean over seeds), ``finder_decades`` each
+    side; ``min``/``max``/``values`` are then unused.
+    """
 
     min: float = 1e-4
     max: float = 1.0
     points: int = 9
     values: Optional[List[float]] = None
+    mode: str = "fixed"
+    finder_suggestion: str = "valley"
+    finder_decades: float = 1.0
 
 
 @dataclass
@@ -149,6 +157,30 @@ class StudyConfig:
     xla: bool = False
     #: ``mixed_float16`` compute policy (for GPUs with tensor cores).
     mixed_precision: bool = False
+
+
+@dataclass
+class FinderConfig:
+    """The LR range test (``conf/finder/``): ramp the rate from ``start_lr`` to ``end_lr`` over
+    ``steps`` optimizer steps on a fresh model, record the loss of every batch, stop once the
+    smoothed loss exceeds ``stop_factor`` × its best or turns non-finite."""
+
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    #: Steps of the ramp (batches; the data is cycled if it has fewer). 200 steps give ~25
+    #: points per decade over 1e-7..10, enough for a stable slope after smoothing.
+    steps: int = 200
+    #: ``exponential`` (multiply by a constant factor per step) or ``linear``.
+    mode: str = "exponential"
+    stop_factor: float = 4.0
+    #: Exponential moving average of the batch loss, debiased (fastai's 0.98).
+    beta: float = 0.98
+    #: Points ignored at each end by the ``steepest`` rule (noisy start, blow-up at the end).
+    skip_start: int = 10
+    skip_end: int = 5
+    #: A curve whose smoothed loss falls by less than this fraction of its start is flat: no
+    #: suggestion (a clear outcome, not an exception).
+    min_drop: float = 0.05
 
 
 @dataclass
@@ -192,6 +224,7 @@ class Config:
     schedule: Dict[str, ScheduleConfig] = MISSING
     study: StudyConfig = field(default_factory=StudyConfig)
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
+    finder: FinderConfig = field(default_factory=FinderConfig)
 
 
 @dataclass
@@ -204,6 +237,7 @@ class Study:
     schedules: Dict[str, Dict[str, Any]]
     settings: StudyConfig
     diagnosis: DiagnosisConfig
+    finder: FinderConfig
     overrides: List[str]
     rates: List[float]
 
@@ -220,6 +254,7 @@ class Study:
             "schedule": self.schedules,
             "study": dataclasses.asdict(self.settings),
             "diagnosis": dataclasses.asdict(self.diagnosis),
+            "finder": dataclasses.asdict(self.finder),
             "rates": self.rates,
             "overrides": self.overrides,
         }
