@@ -86,7 +86,7 @@ rule train:
 
 rule aggregate:
     input:
-        MANIFESTS,
+        manifests,
     output:
         runs=f"{STUDY_DIR}/runs.csv",
         curves=f"{STUDY_DIR}/curves.csv",
@@ -102,4 +102,5 @@ rule aggregate:
         " --best {output.best} --diagnosis {params.diagnosis:q} > {log} 2>&1"
 
 
+include: "rules/finder.smk"
 include: "rules/figures.smk"

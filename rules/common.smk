@@ -7,6 +7,7 @@ import json
 from pipeline.cohort import cohort_spec
 from pipeline.compose import compose_study
 from pipeline.config import cohort_parts, StudyConfigError
+from pipeline.finder import centred_grid, finder_job_spec, read_suggestion
 
 
 _unknown_keys = sorted(set(config) - {"overrides"})
@@ -19,25 +20,51 @@ if _unknown_keys:
 STUDY = compose_study(config.get("overrides"))
 STUDY_DIR = f"results/{STUDY.name}"
 DATA_FILE = f"{STUDY_DIR}/data/{STUDY.dataset['name']}.npz"
-# One training job per optimizer x schedule x seed x part (cohort_size rates per part).
-PARTS = {
-    (optimizer, schedule, str(seed), str(part)): rates
-    for optimizer in STUDY.optimizers
-    for schedule in STUDY.schedules
-    for seed in STUDY.settings.seeds
-    for part, rates in enumerate(cohort_parts(STUDY.rates, STUDY.settings.cohort_size))
-}
 # Rule parameters as JSON: Snakemake reruns a job when its parameters change.
 STUDY_JSON = json.dumps(STUDY.as_dict())
 DATASET_JSON = json.dumps(STUDY.dataset)
 DIAGNOSIS_JSON = json.dumps(dataclasses.asdict(STUDY.diagnosis))
-MANIFESTS = [
-    f"{STUDY_DIR}/cohorts/{optimizer}/{schedule}/seed{seed}/part{part}.json"
-    for optimizer, schedule, seed, part in PARTS
-]
+FINDER_MODE = STUDY.settings.grid.mode == "finder"
+
+
+def rates_for(optimizer):
+    """The grid rates of an optimizer: the study's grid, or (grid.mode=finder) the rates
+    centred on its LR range test's suggestion, known once that checkpoint has run."""
+    if not FINDER_MODE:
+        return STUDY.rates
+    grid = STUDY.settings.grid
+    suggestions = checkpoints.lr_finder.get(optimizer=optimizer).output.suggestions
+    suggestion = read_suggestion(suggestions, grid.finder_suggestion)
+    if suggestion is None:
+        raise StudyConfigError(
+            f"the LR range test of optimizer {optimizer!r} gave no {grid.finder_suggestion!r} suggestion "
+            f"(see {suggestions}); choose another study.grid.finder_suggestion or study.grid.mode=fixed"
+        )
+    return centred_grid(suggestion, grid.finder_decades, grid.points)
+
+
+def parts_for(optimizer):
+    """The rates of each training job of an optimizer's cohorts (cohort_size rates per job)."""
+    return cohort_parts(rates_for(optimizer), STUDY.settings.cohort_size)
+
+
+def manifests(wildcards):
+    """Every training job's manifest: one job per optimizer x schedule x seed x part."""
+    return [
+        f"{STUDY_DIR}/cohorts/{optimizer}/{schedule}/seed{seed}/part{part}.json"
+        for optimizer in STUDY.optimizers
+        for schedule in STUDY.schedules
+        for seed in STUDY.settings.seeds
+        for part in range(len(parts_for(optimizer)))
+    ]
 
 
 def train_spec(wildcards):
     """The JSON spec of one training job: a change in it reruns just that job."""
-    key = (wildcards.optimizer, wildcards.schedule, wildcards.seed, wildcards.part)
-    return json.dumps(cohort_spec(STUDY, key[0], key[1], int(key[2]), PARTS[key]))
+    rates = parts_for(wildcards.optimizer)[int(wildcards.part)]
+    return json.dumps(cohort_spec(STUDY, wildcards.optimizer, wildcards.schedule, int(wildcards.seed), rates))
+
+
+def finder_spec(wildcards):
+    """The JSON spec of one optimizer's LR range test (repeated over the study's seeds)."""
+    return json.dumps(finder_job_spec(STUDY, wildcards.optimizer))

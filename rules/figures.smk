@@ -9,6 +9,7 @@ FIGURES = [
     "schedule_shapes",
     "schedule_comparison",
     "cost_to_target",
+    "finder_curves",
 ]
 
 
@@ -20,6 +21,7 @@ localrules:
     figure_schedule_shapes,
     figure_schedule_comparison,
     figure_cost_to_target,
+    figure_finder_curves,
 
 
 rule figure_lr_sensitivity:
@@ -125,12 +127,29 @@ rule figure_cost_to_target:
         "python -m pipeline.figures cost_to_target --runs {input.runs} --out {output.figure} > {log} 2>&1"
 
 
+rule figure_finder_curves:
+    input:
+        curves=FINDER_FILES["curves"],
+        suggestions=FINDER_FILES["suggestions"],
+    output:
+        figure=report(f"{STUDY_DIR}/figures/finder_curves.png", caption="../report/finder_curves.rst", category="5. LR range test"),
+        table=f"{STUDY_DIR}/figures/finder_curves.csv",
+    log:
+        f"{STUDY_DIR}/logs/figures/finder_curves.log",
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.figures finder_curves --finder {input.curves} --suggestions {input.suggestions}"
+        " --out {output.figure} > {log} 2>&1"
+
+
 rule report_html:
     input:
         runs=f"{STUDY_DIR}/runs.csv",
         best=f"{STUDY_DIR}/best.csv",
         config=f"{STUDY_DIR}/config.yaml",
         figures=expand(f"{STUDY_DIR}/figures/{{figure}}.png", figure=FIGURES),
+        finder=f"{STUDY_DIR}/finder_vs_grid.csv",
     output:
         f"{STUDY_DIR}/report.html",
     params:
@@ -141,4 +160,4 @@ rule report_html:
         "../envs/pipeline.yaml"
     shell:
         "python -m pipeline.report --runs {input.runs} --best {input.best} --config {input.config}"
-        " {params.figures} --out {output} > {log} 2>&1"
+        " {params.figures} --finder-table {input.finder} --out {output} > {log} 2>&1"
