@@ -2,8 +2,10 @@
 
 The page opens with the answer (the recommended rate per optimizer × schedule with its fit
 label, and which schedule won per optimizer), then the warnings of :mod:`pipeline.advice`, the
-figures with a reading aid each, the diverged runs per schedule, and what it takes to
-reproduce the study (settings, package versions, git commit, command).
+figures with a reading aid each, the LR range test against the grid (only when its table,
+``finder_vs_grid.csv`` of :mod:`pipeline.finder_compare`, is given), the diverged runs per
+schedule, and what it takes to reproduce the study (settings, package versions, git commit,
+command).
 
 The page embeds its images as base64 data URIs and its CSS inline, and needs no JavaScript,
 so it can be mailed, attached to a ticket or opened offline on a phone and still be whole.
@@ -15,7 +17,9 @@ No TensorFlow import here: the report is built by a light job from the CSV files
 Command line::
 
     python -m pipeline.report --runs runs.csv --best best.csv --config config.yaml \\
-        --figure lr_sensitivity=figures/lr_sensitivity.png --out report.html
+        --figure lr_sensitivity=figures/lr_sensitivity.png \\
+        [--figure finder_curves=figures/finder_curves.png --finder-table finder_vs_grid.csv] \\
+        --out report.html
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import yaml
 
 from pipeline.advice import StudyWarning, diverged_by_schedule, study_warnings
 from pipeline.config import lr_to_str
+from pipeline.finder_compare import closest_suggestions, short_rate
 from pipeline.io import write_text_atomic
 
 #: Columns of ``best.csv`` the report reads.
@@ -95,7 +100,32 @@ FIGURE_CAPTIONS: Dict[str, tuple[str, str]] = {
         "What each optimizer × schedule spent to first reach the target validation accuracy (a "
         "share of the study's best): lower is cheaper; a missing mark never reached it.",
     ),
+    "finder_curves": (
+        "LR range test curves",
+        "Training loss per batch while the rate rises over one short run per seed (faint: raw, solid: "
+        "smoothed); the vertical lines are the test's suggestions, shaded over their range across seeds, "
+        "and an × at the top marks a loss that was no longer finite, where the test stopped.",
+    ),
 }
+
+#: The figure shown inside the LR range test section (instead of among the figures) when the
+#: comparison table is given.
+FINDER_FIGURE = "finder_curves"
+
+#: Columns of ``finder_vs_grid.csv`` the report reads (``nearest_diverged`` too, where present).
+FINDER_COLUMNS: tuple[str, ...] = (
+    "optimizer",
+    "schedule",
+    "suggestion",
+    "suggested_lr",
+    "suggested_min",
+    "suggested_max",
+    "seeds",
+    "grid_best_lr",
+    "ratio",
+    "nearest_grid_lr",
+    "relative_val_loss",
+)
 
 #: Badge colours of the fit labels: the fitting map's (``pipeline.figures.fitting.FIT_COLORS``,
 #: copied so that the report job needs no matplotlib; a test keeps them equal).
@@ -377,6 +407,126 @@ def _figure_html(name: str, path: Path) -> str:
     )
 
 
+def _suggested_text(row: Mapping[str, Any]) -> str:
+    """``2e-4 (1e-4–4e-4, 2 seeds)``: a summary suggestion and its range over seeds."""
+    if not _finite(row["suggested_lr"]):
+        return "none"
+    seeds = int(row["seeds"]) if _finite(row["seeds"]) else 0
+    if seeds > 1:
+        return f"{short_rate(row['suggested_lr'])} ({short_rate(row['suggested_min'])}–{short_rate(row['suggested_max'])}, {seeds} seeds)"
+    return f"{short_rate(row['suggested_lr'])} (1 seed)"
+
+
+def relative_text(row: Mapping[str, Any]) -> str:
+    """The validation loss at the grid rate nearest a suggestion, relative to the grid's best.
+
+    ``1.00× (the grid's best)`` when that rate is the grid's best rate, else e.g. ``1.07×``;
+    diverged seeds at that rate are named, since a suggestion on a diverging rate is a bad one
+    whatever the surviving seeds reached.
+    """
+    if not _finite(row["suggested_lr"]):
+        return "no suggestion"
+    if not _finite(row["relative_val_loss"]):
+        text = "n/a"
+    elif _finite(row["nearest_grid_lr"]) and float(row["nearest_grid_lr"]) == float(row["grid_best_lr"]):
+        text = f"{float(row['relative_val_loss']):.2f}× (the grid's best)"
+    else:
+        text = f"{float(row['relative_val_loss']):.2f}×"
+    diverged = row.get("nearest_diverged")
+    if _finite(diverged) and int(float(diverged)) > 0:
+        count = int(float(diverged))
+        text += f" ({count} seed{'s' if count != 1 else ''} diverged there)"
+    return text
+
+
+def finder_sentence(finder: pd.DataFrame, optimizer: str) -> str:
+    """One sentence: which suggestion came closest to the grid's best for ``optimizer``, on average.
+
+    Closest is the lowest mean ``relative_val_loss`` over the optimizer's schedules
+    (:func:`pipeline.finder_compare.closest_suggestions`); suggestions that tie are named
+    together, and the others follow with their means.
+    """
+    ranked = closest_suggestions(finder[finder["optimizer"].astype(str) == optimizer])
+    finite = ranked[[_finite(value) for value in ranked["mean_relative_val_loss"]]]
+    if finite.empty:
+        return f"{optimizer}: no suggestion of the range test could be compared with the grid."
+    best = float(finite["mean_relative_val_loss"].iloc[0])
+    winners = finite[finite["mean_relative_val_loss"] == best]
+    schedules = int(winners["schedules"].max())
+    over = f"over {schedules} schedule{'s' if schedules != 1 else ''}"
+    if len(winners) == 1:
+        head = f"the {winners['suggestion'].iloc[0]} suggestion came closest to the grid's best on average"
+    else:
+        names = list(winners["suggestion"].astype(str))
+        head = f"the {', '.join(names[:-1])} and {names[-1]} suggestions came equally close to the grid's best on average"
+    others = [
+        f"{row['suggestion']} {float(row['mean_relative_val_loss']):.2f}×"
+        if _finite(row["mean_relative_val_loss"])
+        else f"{row['suggestion']}: none"
+        for _, row in ranked.iterrows()
+        if row["suggestion"] not in set(winners["suggestion"])
+    ]
+    tail = f" ({', '.join(others)})" if others else ""
+    return f"{optimizer}: {head}: {best:.2f}× its best validation loss {over}{tail}."
+
+
+def _finder_table(finder: pd.DataFrame) -> str:
+    rows: List[List[tuple[str, str]]] = []
+    for _, row in finder.iterrows():
+        ratio = f"{float(row['ratio']):.2g}×" if _finite(row["ratio"]) else "n/a"
+        nearest = format_rate(row["nearest_grid_lr"]) if _finite(row["nearest_grid_lr"]) else "n/a"
+        rows.append(
+            [
+                (_e(row["optimizer"]), ""),
+                (_e(row["schedule"]), ""),
+                (_e(row["suggestion"]), ""),
+                (_e(_suggested_text(row)), "num"),
+                (_e(format_rate(row["grid_best_lr"])), "num"),
+                (_e(ratio), "num"),
+                (_e(nearest), "num"),
+                (_e(relative_text(row)), "num"),
+            ]
+        )
+    header = [
+        "optimizer",
+        "schedule",
+        "suggestion",
+        "suggested rate (range over seeds)",
+        "grid's best rate",
+        "suggested ÷ best",
+        "nearest grid rate",
+        "its val_loss ÷ best",
+    ]
+    return _table(header, rows, table_id="finder-vs-grid")
+
+
+def _finder_html(finder: pd.DataFrame, figure: Optional[Path]) -> str:
+    """The LR range test section: the curves figure, the comparison table, a sentence per optimizer."""
+    _check_columns(finder, FINDER_COLUMNS, "finder table")
+    parts = [
+        '<section id="lr-range-test"><h2>LR range test</h2>',
+        "<p>How far to trust the finder on your problem: each suggestion of the range test (geometric "
+        "mean over seeds) against the grid's best rate, and the best validation loss the grid reached at "
+        "the grid rate nearest the suggestion, relative to the grid's best (1.00× = the finder would "
+        "have found it).</p>",
+    ]
+    if figure is not None:
+        heading, caption = FIGURE_CAPTIONS[FINDER_FIGURE]
+        parts.append(
+            f'<figure id="figure-{FINDER_FIGURE}"><img src="{_image_data_uri(Path(figure))}" alt="{_e(heading)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>"
+        )
+    if finder.empty:
+        parts.append("<p>No optimizer of the range test is in the grid: there is nothing to compare.</p>")
+    else:
+        parts.append(_finder_table(finder))
+    sentences = [finder_sentence(finder, optimizer) for optimizer in sorted(finder["optimizer"].astype(str).unique())]
+    if sentences:
+        parts.append('<ul class="findings">' + "".join(f"<li>{_e(text)}</li>" for text in sentences) + "</ul>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def _study_name(study: Mapping[str, Any]) -> str:
     settings = study.get("study")
     if isinstance(settings, Mapping) and settings.get("name") is not None:
@@ -414,6 +564,7 @@ def build_report(
     study: Mapping[str, Any],
     figures: Mapping[str, Path],
     config_text: Optional[str] = None,
+    finder: Optional[pd.DataFrame] = None,
 ) -> str:
     """Build the study report as one self-contained HTML page.
 
@@ -428,6 +579,10 @@ def build_report(
             names get their heading and reading aid, others are titled by their name.
         config_text: ``config.yaml`` as written, shown verbatim; when omitted the mapping
             ``study`` is dumped as YAML instead.
+        finder: The LR range test against the grid (``finder_vs_grid.csv``); when given, an
+            "LR range test" section follows the figures and holds the ``finder_curves``
+            figure. Without it the page has no such section (``finder_curves``, if given, is
+            shown among the figures).
 
     Returns:
         The HTML page.
@@ -460,7 +615,11 @@ def build_report(
 
     parts += ['<h2 id="warnings">Warnings</h2>', _warnings_html(study_warnings(runs, best, study))]
 
-    parts += [_figure_html(figure_name, Path(path)) for figure_name, path in _ordered_figures(figures)]
+    shown = {key: value for key, value in figures.items() if finder is None or key != FINDER_FIGURE}
+    parts += [_figure_html(figure_name, Path(path)) for figure_name, path in _ordered_figures(shown)]
+    if finder is not None:
+        finder_figure = figures.get(FINDER_FIGURE)
+        parts.append(_finder_html(finder, Path(finder_figure) if finder_figure is not None else None))
 
     status = runs["status"].astype(str)
     total, ok, diverged = len(runs), int((status == "ok").sum()), int((status == "diverged").sum())
@@ -507,6 +666,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         metavar="NAME=PATH",
         help="a figure to embed (repeatable), e.g. lr_sensitivity=figures/lr_sensitivity.png",
     )
+    parser.add_argument(
+        "--finder-table",
+        type=Path,
+        default=None,
+        help="finder_vs_grid.csv (python -m pipeline.finder_compare): adds the LR range test section",
+    )
     parser.add_argument("--out", type=Path, required=True, help="HTML file to write")
     args = parser.parse_args(argv)
 
@@ -520,6 +685,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         study=study,
         figures=dict(args.figure),
         config_text=config_text,
+        finder=pd.read_csv(args.finder_table) if args.finder_table is not None else None,
     )
     write_text_atomic(args.out, page)
 

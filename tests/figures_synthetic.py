@@ -165,3 +165,60 @@ CONFIG: Dict[str, Any] = {
     "schedule": {"constant": {"type": "constant"}, "cosine": {"type": "cosine", "alpha": 0.0}},
     "study": {"epochs": EPOCHS},
 }
+
+
+# --------------------------------------------------------------------------------------
+# LR range test (finder.csv, suggestions.json)
+# --------------------------------------------------------------------------------------
+
+#: Rates of the synthetic range test: half a decade per step from 1e-6.
+FINDER_LRS = tuple(10.0 ** (-6 + 0.5 * step) for step in range(10))
+
+#: (optimizer, seed) -> (loss, smooth_loss) per step. adam seed 0 runs all 10 steps and ends
+#: at +inf; adam seed 1 stops after 8 steps, its last loss NaN; sgd is flat (no suggestion).
+FINDER_CURVES: Dict[tuple[str, int], tuple[List[float], List[float]]] = {
+    ("adam", 0): (
+        [2.0, 2.25, 1.75, 1.5, 1.0, 0.5, 0.25, 0.5, 4.0, INF],
+        [2.0, 2.125, 2.0, 1.75, 1.5, 1.0, 0.5, 0.5, 2.0, INF],
+    ),
+    ("adam", 1): (
+        [2.5, 2.0, 1.5, 1.0, 0.75, 0.5, 8.0, NAN],
+        [2.5, 2.25, 2.0, 1.5, 1.0, 0.75, 2.0, NAN],
+    ),
+    ("sgd", 0): ([2.0] * 10, [2.0] * 10),
+}
+
+
+def make_finder(optimizer: str) -> pd.DataFrame:
+    """A finder.csv-like frame of one optimizer's seeds in :data:`FINDER_CURVES`."""
+    rows: List[Dict[str, Any]] = []
+    for (name, seed), (loss, smooth) in FINDER_CURVES.items():
+        if name != optimizer:
+            continue
+        for step, (raw, smoothed) in enumerate(zip(loss, smooth)):
+            rows.append(
+                {"optimizer": name, "seed": seed, "step": step, "lr": FINDER_LRS[step], "loss": raw, "smooth_loss": smoothed}
+            )
+    return pd.DataFrame(rows)
+
+
+def make_suggestions(optimizer: str) -> Dict[str, Any]:
+    """A suggestions.json-like mapping: adam has steepest (2 seeds) and valley (1 seed) but no
+    minimum; sgd's curve is flat, so it has no suggestion at all."""
+    settings = {"start_lr": 1e-6, "end_lr": 1e-1, "steps": 10, "mode": "exponential", "stop_factor": 4.0,
+                "beta": 0.98, "skip_start": 1, "skip_end": 1, "min_drop": 0.05}  # fmt: skip
+    none = {"geomean": None, "min": None, "max": None, "seeds": 0}
+    if optimizer == "sgd":
+        per_seed = {"0": {"steepest": None, "valley": None, "minimum": None, "reason": "flat", "steps_run": 10, "stopped": False}}
+        summary = {"steepest": none, "valley": none, "minimum": none}
+    else:
+        per_seed = {
+            "0": {"steepest": 1e-4, "valley": 3e-4, "minimum": None, "reason": None, "steps_run": 10, "stopped": True},
+            "1": {"steepest": 4e-4, "valley": None, "minimum": None, "reason": "too short", "steps_run": 8, "stopped": True},
+        }
+        summary = {
+            "steepest": {"geomean": 2e-4, "min": 1e-4, "max": 4e-4, "seeds": 2},
+            "valley": {"geomean": 3e-4, "min": 3e-4, "max": 3e-4, "seeds": 1},
+            "minimum": none,
+        }
+    return {"optimizer": optimizer, "settings": settings, "per_seed": per_seed, "summary": summary}

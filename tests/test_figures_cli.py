@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import pandas as pd
 import pytest
 import yaml
-from figures_synthetic import CONFIG, make_best, make_curves, make_runs
+from figures_synthetic import CONFIG, make_best, make_curves, make_finder, make_runs, make_suggestions
 
 from pipeline.figures import FIGURES, main
 
@@ -23,7 +24,29 @@ INPUTS: Dict[str, List[str]] = {
     "schedule_shapes": ["config", "best", "runs", "curves"],
     "schedule_comparison": ["best"],
     "cost_to_target": ["runs"],
+    "finder_curves": ["finder", "suggestions"],
 }
+
+#: The study's file(s) of each input flag; the range test's inputs take one file per optimizer.
+FILES: Dict[str, List[str]] = {
+    "runs": ["runs.csv"],
+    "curves": ["curves.csv"],
+    "best": ["best.csv"],
+    "config": ["config.yaml"],
+    "finder": ["finder/adam/finder.csv", "finder/sgd/finder.csv"],
+    "suggestions": ["finder/adam/suggestions.json", "finder/sgd/suggestions.json"],
+}
+
+
+def load(kind: str, paths: List[Path]) -> Any:
+    """An input as the figure's table function takes it, loaded here independently of the CLI."""
+    if kind == "config":
+        return yaml.safe_load(paths[0].read_text())
+    if kind == "suggestions":
+        return [json.loads(path.read_text()) for path in paths]
+    if kind == "finder":
+        return pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
+    return pd.read_csv(paths[0])
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +57,10 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_curves().to_csv(root / "curves.csv", index=False)
     make_best().to_csv(root / "best.csv", index=False)
     (root / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    for optimizer in ("adam", "sgd"):
+        (root / "finder" / optimizer).mkdir(parents=True)
+        make_finder(optimizer).to_csv(root / "finder" / optimizer / "finder.csv", index=False)
+        (root / "finder" / optimizer / "suggestions.json").write_text(json.dumps(make_suggestions(optimizer)))
     return root
 
 
@@ -43,16 +70,14 @@ def test_every_figure_has_a_subcommand() -> None:
 
 @pytest.mark.parametrize("name", list(INPUTS))
 def test_cli_writes_png_and_table(study: Path, tmp_path: Path, name: str) -> None:
-    files = {"runs": "runs.csv", "curves": "curves.csv", "best": "best.csv", "config": "config.yaml"}
     out = tmp_path / "figures" / f"{name}.png"
     argv = [name, "--out", str(out)]
     for kind in INPUTS[name]:
-        argv += [f"--{kind}", str(study / files[kind])]
+        argv += [f"--{kind}", *(str(study / file) for file in FILES[kind])]
     main(argv)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     spec = FIGURES[name]
-    loaded = {kind: yaml.safe_load((study / files[kind]).read_text()) if kind == "config" else
-              pd.read_csv(study / files[kind]) for kind in spec.inputs}  # fmt: skip
+    loaded = {kind: load(kind, [study / file for file in FILES[kind]]) for kind in spec.inputs}
     written = pd.read_csv(out.with_suffix(".csv"))
     expected = spec.table(**loaded)
     pd.testing.assert_frame_equal(written, expected.reset_index(drop=True), check_dtype=False)

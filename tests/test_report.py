@@ -1,5 +1,6 @@
 """Tests of pipeline.report: table rows, fit badges, edge warnings, the comparison sentence, the
-warnings and diverged sections, figure order, provenance, escaping, self-containment."""
+warnings and diverged sections, figure order, provenance, escaping, self-containment, and the
+LR range test section (only with ``--finder-table``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,19 @@ import pandas as pd
 import pytest
 
 from pipeline.advice import study_warnings
-from pipeline.report import FIGURE_CAPTIONS, FIT_COLOURS, FIT_TEXT_COLOURS, build_report, edge_warning, fit_badge, format_rate, main, schedule_comparison
+from pipeline.report import (
+    FIGURE_CAPTIONS,
+    FIT_COLOURS,
+    FIT_TEXT_COLOURS,
+    build_report,
+    edge_warning,
+    finder_sentence,
+    fit_badge,
+    format_rate,
+    main,
+    relative_text,
+    schedule_comparison,
+)
 
 NAN = math.nan
 #: Enough of a PNG for the report, which embeds bytes without decoding them.
@@ -358,6 +371,7 @@ def test_every_announced_figure_has_a_caption() -> None:
         "schedule_shapes",
         "schedule_comparison",
         "cost_to_target",
+        "finder_curves",
     ]
     for title, aid in FIGURE_CAPTIONS.values():
         assert title and aid and "\n" not in aid
@@ -392,3 +406,149 @@ def test_escaping_in_new_sections(tmp_path: Path) -> None:
     assert '<td>&lt;b&gt;&quot;cos&quot;&lt;/b&gt;</td><td class="num">3</td>' in page  # the diverged table
     assert '<section id="figure-&lt;fig name=&quot;x&quot;&gt;"><h2>&lt;fig name=&quot;x&quot;&gt;</h2>' in page
     assert '<span class="fit fit-none">&lt;script&gt;</span>' in page
+
+
+# --------------------------------------------------------------------------------------
+# LR range test section (--finder-table)
+# --------------------------------------------------------------------------------------
+
+FINDER_COLUMNS = [
+    "optimizer", "schedule", "suggestion", "suggested_lr", "suggested_min", "suggested_max", "seeds", "grid_best_lr",
+    "ratio", "nearest_grid_lr", "nearest_val_loss", "nearest_diverged", "grid_best_val_loss", "relative_val_loss",
+]  # fmt: skip
+
+
+def make_finder_table(optimizer: str = "adam") -> pd.DataFrame:
+    """finder_vs_grid.csv: adam over two schedules (valley wins), sgd with a tie and a miss."""
+    rows = [
+        # optimizer, schedule, kind, lr, min, max, seeds, best lr, ratio, nearest, its loss, diverged, best loss, relative
+        (optimizer, "constant", "steepest", 2e-3, 1e-3, 4e-3, 2, 1e-2, 0.2, 1e-3, 0.625, 0, 0.25, 2.5),
+        (optimizer, "constant", "valley", 8e-2, 8e-2, 8e-2, 1, 1e-2, 8.0, 1e-1, 0.5, 1, 0.25, 2.0),
+        (optimizer, "constant", "minimum", NAN, NAN, NAN, 0, 1e-2, NAN, NAN, NAN, NAN, 0.25, NAN),
+        (optimizer, "cosine", "steepest", 2e-3, 1e-3, 4e-3, 2, 1e-1, 0.02, 1e-3, 0.5, 0, 0.25, 2.0),
+        (optimizer, "cosine", "valley", 8e-2, 8e-2, 8e-2, 1, 1e-1, 0.8, 1e-1, 0.25, 0, 0.25, 1.0),
+        (optimizer, "cosine", "minimum", NAN, NAN, NAN, 0, 1e-1, NAN, NAN, NAN, NAN, 0.25, NAN),
+        ("sgd", "constant", "steepest", 3.1622776601683794e-2, 1e-2, 1e-1, 3, 1e-1, 0.31622776601683794, 1e-2, 1.07, 0, 1.0, 1.07),
+        ("sgd", "constant", "valley", 1e-1, 1e-1, 1e-1, 1, 1e-1, 1.0, 1e-1, 1.0, 0, 1.0, 1.0),
+        ("sgd", "constant", "minimum", 0.5, 0.5, 0.5, 1, 1e-1, 5.0, 1e-1, 1.0, 0, 1.0, 1.0),
+    ]
+    return pd.DataFrame(rows, columns=FINDER_COLUMNS)
+
+
+def finder_section(page: str) -> str:
+    return page.split('<section id="lr-range-test">', 1)[1].split("</section>", 1)[0]
+
+
+def test_finder_section_only_with_the_table(tmp_path: Path, figure_path: Path) -> None:
+    finder_png = tmp_path / "finder_curves.png"
+    finder_png.write_bytes(PNG + b"finder")
+    figures = {"lr_sensitivity": figure_path, "finder_curves": finder_png}
+    without = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path})
+    assert "LR range test</h2>" not in without and "lr-range-test" not in without
+    assert without == build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=None)
+    # Without the table the range-test figure is just one more figure.
+    plain = build_report(make_runs(), make_best(), make_study(), figures)
+    assert '<section id="figure-finder_curves"><h2>LR range test curves</h2>' in plain and "lr-range-test" not in plain
+
+    page = build_report(make_runs(), make_best(), make_study(), figures, finder=make_finder_table())
+    order = ["<h2>Learning-rate sensitivity</h2>", '<section id="lr-range-test"><h2>LR range test</h2>',
+             '<figure id="figure-finder_curves">', '<table id="finder-vs-grid">', "<h2>Diverged runs per schedule</h2>"]  # fmt: skip
+    positions = [page.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    # The figure moves into the section (once), with its reading aid.
+    assert page.count("<img ") == 2 and 'id="figure-finder_curves"><h2>' not in page
+    section = finder_section(page)
+    assert base64.b64encode(PNG + b"finder").decode("ascii") in section
+    assert f"<figcaption>{html.escape(FIGURE_CAPTIONS['finder_curves'][1])}</figcaption>" in section
+    assert "How far to trust the finder on your problem" in section
+
+
+def test_finder_section_without_its_figure(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=make_finder_table())
+    section = finder_section(page)
+    assert "<img " not in section and '<table id="finder-vs-grid">' in section
+
+
+def finder_rows(page: str) -> List[List[str]]:
+    table = page.split('<table id="finder-vs-grid">', 1)[1].split("</table>", 1)[0]
+    return [cells(row) for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1])]
+
+
+def test_finder_table_rows(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=make_finder_table())
+    assert finder_rows(page) == [
+        ["adam", "constant", "steepest", "2e-3 (1e-3–4e-3, 2 seeds)", "1e-2", "0.2×", "1e-3", "2.50×"],
+        ["adam", "constant", "valley", "8e-2 (1 seed)", "1e-2", "8×", "1e-1", "2.00× (1 seed diverged there)"],
+        ["adam", "constant", "minimum", "none", "1e-2", "n/a", "n/a", "no suggestion"],
+        ["adam", "cosine", "steepest", "2e-3 (1e-3–4e-3, 2 seeds)", "1e-1", "0.02×", "1e-3", "2.00×"],
+        ["adam", "cosine", "valley", "8e-2 (1 seed)", "1e-1", "0.8×", "1e-1", "1.00× (the grid&#x27;s best)"],
+        ["adam", "cosine", "minimum", "none", "1e-1", "n/a", "n/a", "no suggestion"],
+        ["sgd", "constant", "steepest", "3.16e-2 (1e-2–1e-1, 3 seeds)", "1e-1", "0.32×", "1e-2", "1.07×"],
+        ["sgd", "constant", "valley", "1e-1 (1 seed)", "1e-1", "1×", "1e-1", "1.00× (the grid&#x27;s best)"],
+        ["sgd", "constant", "minimum", "5e-1 (1 seed)", "1e-1", "5×", "1e-1", "1.00× (the grid&#x27;s best)"],
+    ]
+
+
+def test_finder_sentences(figure_path: Path) -> None:
+    finder = make_finder_table()
+    adam = (
+        "adam: the valley suggestion came closest to the grid's best on average: 1.50× its best validation "
+        "loss over 2 schedules (steepest 2.25×, minimum: none)."
+    )
+    sgd = (
+        "sgd: the valley and minimum suggestions came equally close to the grid's best on average: 1.00× its "
+        "best validation loss over 1 schedule (steepest 1.07×)."
+    )
+    assert finder_sentence(finder, "adam") == adam
+    assert finder_sentence(finder, "sgd") == sgd
+    nothing = finder.assign(relative_val_loss=NAN)
+    assert finder_sentence(nothing, "sgd") == "sgd: no suggestion of the range test could be compared with the grid."
+    section = finder_section(build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=finder))
+    assert f"<li>{html.escape(adam)}</li>" in section and f"<li>{html.escape(sgd)}</li>" in section
+
+
+def test_relative_text() -> None:
+    row = make_finder_table().iloc[1].to_dict()
+    assert relative_text(row) == "2.00× (1 seed diverged there)"
+    assert relative_text({**row, "nearest_diverged": 2}) == "2.00× (2 seeds diverged there)"
+    assert relative_text({**row, "relative_val_loss": NAN, "nearest_diverged": 2}) == "n/a (2 seeds diverged there)"
+    del row["nearest_diverged"]  # an older table without the column
+    assert relative_text(row) == "2.00×"
+
+
+def test_finder_section_with_nothing_to_compare(figure_path: Path) -> None:
+    empty = make_finder_table().iloc[0:0]
+    section = finder_section(build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=empty))
+    assert "nothing to compare" in section and "<table" not in section
+
+
+def test_finder_section_escaping(figure_path: Path) -> None:
+    evil = '<b>"adam"</b>'
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=make_finder_table(evil))
+    section = finder_section(page)
+    assert "<b>" not in section
+    assert finder_rows(page)[0][0] == "&lt;b&gt;&quot;adam&quot;&lt;/b&gt;"
+    assert "<li>&lt;b&gt;&quot;adam&quot;&lt;/b&gt;: the valley suggestion" in section
+
+
+def test_cli_finder_table(tmp_path: Path, figure_path: Path) -> None:
+    runs_path, best_path, config_path = tmp_path / "runs.csv", tmp_path / "best.csv", tmp_path / "config.yaml"
+    finder_path, finder_png = tmp_path / "finder_vs_grid.csv", tmp_path / "finder_curves.png"
+    make_runs().to_csv(runs_path, index=False)
+    make_best().to_csv(best_path, index=False)
+    make_finder_table().to_csv(finder_path, index=False)
+    config_path.write_text(CONFIG_TEXT, encoding="utf-8")
+    finder_png.write_bytes(PNG)
+    out = tmp_path / "out" / "report.html"
+    argv = ["--runs", str(runs_path), "--best", str(best_path), "--config", str(config_path),
+            "--figure", f"lr_sensitivity={figure_path}", "--figure", f"finder_curves={finder_png}", "--out", str(out)]  # fmt: skip
+    main(argv)
+    assert "lr-range-test" not in out.read_text(encoding="utf-8")
+    main([*argv, "--finder-table", str(finder_path)])
+    page = out.read_text(encoding="utf-8")
+    # The CSV round trip (NaN suggestions, nearest_diverged as float) reads the same.
+    assert finder_rows(page) == finder_rows(
+        build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=make_finder_table())
+    )
+    assert '<figure id="figure-finder_curves">' in finder_section(page)
+    assert sorted(path.name for path in out.parent.iterdir()) == ["report.html"]

@@ -105,7 +105,7 @@ def test_tables_are_complete_and_consistent(smoke):
 
 FIGURES = [
     "lr_sensitivity", "fitting_map", "learning_curves", "generalisation_gap", "schedule_shapes",
-    "schedule_comparison", "cost_to_target",
+    "schedule_comparison", "cost_to_target", "finder_curves",
 ]  # fmt: skip
 
 

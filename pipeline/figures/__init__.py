@@ -20,7 +20,8 @@ Modules: :mod:`~pipeline.figures.common` (colours, panels, markers, atomic savin
 (``fitting_map``), :mod:`~pipeline.figures.curves` (``learning_curves``),
 :mod:`~pipeline.figures.gap` (``generalisation_gap``), :mod:`~pipeline.figures.shapes`
 (``schedule_shapes``), :mod:`~pipeline.figures.comparison` (``schedule_comparison``),
-:mod:`~pipeline.figures.cost` (``cost_to_target``), :mod:`~pipeline.figures.cli`.
+:mod:`~pipeline.figures.cost` (``cost_to_target``), :mod:`~pipeline.figures.finder`
+(``finder_curves``, the LR range test), :mod:`~pipeline.figures.cli`.
 
 Command line (one subcommand per figure, only the inputs it needs)::
 
@@ -33,6 +34,7 @@ from pipeline.figures.common import save_figure, save_table, schedule_colors
 from pipeline.figures.comparison import COMPARISON_COLUMNS, draw_schedule_comparison, schedule_comparison_table
 from pipeline.figures.cost import COST_COLUMNS, cost_to_target_table, draw_cost_to_target
 from pipeline.figures.curves import LEARNING_CURVES_COLUMNS, draw_learning_curves, learning_curves_table
+from pipeline.figures.finder import FINDER_CURVES_COLUMNS, draw_finder_curves, finder_curves_table, finder_y_range
 from pipeline.figures.fitting import FIT_COLORS, FIT_LABELS, FITTING_COLUMNS, draw_fitting_map, fitting_map_table
 from pipeline.figures.gap import GAP_COLUMNS, draw_generalisation_gap, generalisation_gap_table
 from pipeline.figures.sensitivity import (
@@ -48,6 +50,7 @@ __all__ = [
     "COMPARISON_COLUMNS",
     "COST_COLUMNS",
     "FIGURES",
+    "FINDER_CURVES_COLUMNS",
     "FITTING_COLUMNS",
     "FIT_COLORS",
     "FIT_LABELS",
@@ -57,6 +60,7 @@ __all__ = [
     "SHAPES_COLUMNS",
     "cost_to_target_table",
     "draw_cost_to_target",
+    "draw_finder_curves",
     "draw_fitting_map",
     "draw_generalisation_gap",
     "draw_learning_curves",
@@ -64,6 +68,8 @@ __all__ = [
     "draw_schedule_comparison",
     "draw_schedule_shapes",
     "draw_sensitivity",
+    "finder_curves_table",
+    "finder_y_range",
     "fitting_map_table",
     "generalisation_gap_table",
     "learning_curves_table",

@@ -1,16 +1,19 @@
 """Command line: ``python -m pipeline.figures <figure> --out <dir>/<figure>.png [inputs]``.
 
 Each figure is a subcommand that takes only the inputs it needs (``--runs runs.csv``,
-``--curves curves.csv``, ``--best best.csv``, ``--config config.yaml``), writes the image to
-``--out`` and the table it draws next to it as ``<stem>.csv``, both atomically.
+``--curves curves.csv``, ``--best best.csv``, ``--config config.yaml``; the range test's
+``--finder a.csv [b.csv ...]`` and ``--suggestions a.json [b.json ...]``, one file per
+optimizer), writes the image to ``--out`` and the table it draws next to it as
+``<stem>.csv``, both atomically.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import pandas as pd
 import yaml
@@ -20,6 +23,7 @@ from pipeline.figures.common import save_figure, save_table
 from pipeline.figures.comparison import draw_schedule_comparison, schedule_comparison_table
 from pipeline.figures.cost import cost_to_target_table, draw_cost_to_target
 from pipeline.figures.curves import draw_learning_curves, learning_curves_table
+from pipeline.figures.finder import draw_finder_curves, finder_curves_table
 from pipeline.figures.fitting import draw_fitting_map, fitting_map_table
 from pipeline.figures.gap import draw_generalisation_gap, generalisation_gap_table
 from pipeline.figures.sensitivity import draw_sensitivity, sensitivity_table
@@ -31,7 +35,12 @@ INPUT_HELP: Dict[str, str] = {
     "curves": "curves.csv of the study",
     "best": "best.csv of the study",
     "config": "config.yaml of the study (the resolved study)",
+    "finder": "finder.csv of each optimizer's LR range test (one or more)",
+    "suggestions": "suggestions.json of each optimizer's LR range test (one or more)",
 }
+
+#: Inputs given as one file per optimizer (``nargs="+"``): loaded and combined into one.
+MULTI_INPUTS: frozenset[str] = frozenset({"finder", "suggestions"})
 
 
 @dataclass(frozen=True)
@@ -91,23 +100,42 @@ FIGURES: Dict[str, FigureSpec] = {
         cost_to_target_table,
         draw_cost_to_target,
     ),
+    "finder_curves": FigureSpec(
+        "LR range test: smoothed loss against the rising rate per seed, with its suggestions, a panel per optimizer",
+        ("finder", "suggestions"),
+        finder_curves_table,
+        draw_finder_curves,
+    ),
 }
 
 
-def load_input(kind: str, path: Path) -> Any:
-    """An input file: a DataFrame for the CSV tables, a mapping for ``config.yaml``."""
+#: One input file, or the files of an input in :data:`MULTI_INPUTS`.
+InputPaths = Union[Path, Sequence[Path]]
+
+
+def load_input(kind: str, path: InputPaths) -> Any:
+    """An input: a DataFrame for the CSV tables, a mapping for ``config.yaml``.
+
+    Inputs of :data:`MULTI_INPUTS` take a list of files: the ``finder.csv`` files are
+    concatenated into one DataFrame, the ``suggestions.json`` files become a list of mappings.
+    """
+    if kind in MULTI_INPUTS:
+        paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(item) for item in path]
+        if kind == "suggestions":
+            return [json.loads(item.read_text(encoding="utf-8")) for item in paths]
+        return pd.concat([pd.read_csv(item) for item in paths], ignore_index=True)
     if kind == "config":
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     return pd.read_csv(path)
 
 
-def render(name: str, out: Path, inputs: Dict[str, Path]) -> pd.DataFrame:
+def render(name: str, out: Path, inputs: Dict[str, InputPaths]) -> pd.DataFrame:
     """Build figure ``name`` from its input files, write it to ``out`` and its table beside it.
 
     Args:
         name: A key of :data:`FIGURES`.
         out: The image to write; the format follows the suffix.
-        inputs: Path of each input the figure needs.
+        inputs: Path of each input the figure needs (a list for :data:`MULTI_INPUTS`).
 
     Returns:
         The table written as ``<out stem>.csv``.
@@ -131,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, spec in FIGURES.items():
         sub = figures.add_parser(name, help=spec.help, description=spec.help)
         for kind in spec.inputs:
-            sub.add_argument(f"--{kind}", type=Path, required=True, help=INPUT_HELP[kind])
+            nargs = "+" if kind in MULTI_INPUTS else None
+            sub.add_argument(f"--{kind}", type=Path, nargs=nargs, required=True, help=INPUT_HELP[kind])
         sub.add_argument(
             "--out", type=Path, required=True, help="image to write; its table goes next to it as <stem>.csv"
         )
