@@ -134,6 +134,14 @@ def _widen_grid(grid: Mapping[str, Any], rates: Sequence[float], lr: float, dire
     """
     below, above = _rate(lr / 10), _rate(lr * 10)
     new = {"low": [below], "high": [above], "both": [below, above]}[direction]
+    if grid.get("mode") == "finder":
+        # A finder-centred grid is symmetric about the suggestion: widen both sides by a
+        # decade, with as many more points as keep the spacing.
+        decades = float(grid.get("finder_decades") or 1.0) + 1.0
+        points = int(grid.get("points") or 1)
+        step = 2 * (decades - 1.0) / (points - 1) if points > 1 else 0.0
+        per_decade = max(1, round(1 / step)) if step > 0 else 1
+        return f"study.grid.finder_decades={decades:g} study.grid.points={points + 2 * per_decade}"
     values = grid.get("values")
     if isinstance(values, Sequence) and not isinstance(values, str) and len(values) > 0:
         merged = sorted({float(value) for value in values} | {float(rate) for rate in new})

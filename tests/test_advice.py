@@ -387,3 +387,11 @@ def test_order_of_warnings(tmp_path: Path) -> None:
         ("sgd", "constant", "late_best"),
     ]
     assert all(warning.kind in KINDS for warning in found)
+
+
+def test_edge_advice_for_a_finder_centred_grid_widens_the_decades() -> None:
+    from pipeline.advice import _widen_grid
+
+    grid = {"mode": "finder", "finder_decades": 1.0, "points": 3, "min": 1e-4, "max": 1.0}
+    # 3 points over 2 decades: one point per decade; a decade more each side keeps the spacing.
+    assert _widen_grid(grid, [1e-3, 1e-2, 1e-1], 1e-1, "high") == "study.grid.finder_decades=2 study.grid.points=5"

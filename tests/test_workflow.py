@@ -214,3 +214,28 @@ def test_a_users_own_model_and_npz_dataset(tmp_path):
     config = json.loads(json.dumps(__import__("yaml").safe_load((workdir / runs["run_dir"][0] / "config.yaml").read_text())))
     assert config["model"]["_target_"] == "examples.custom_model.wide_mlp" and config["model"]["width"] == 32
     assert config["dataset"]["path"] == "data/mine.npz"
+
+
+def test_lr_range_test_and_finder_centred_grid(tmp_path):
+    """grid.mode=finder: each optimizer's grid is centred on its range test's suggestion."""
+    from pipeline.finder import centred_grid, read_suggestion
+
+    workdir = make_workdir(tmp_path / "w")
+    overrides = "overrides=study=smoke study.name=centred study.grid.mode=finder study.grid.finder_decades=1 schedule=[constant]"
+    result = snakemake(workdir, "--cores", "2", "--config", overrides)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    results = workdir / "results" / "centred"
+    runs = pd.read_csv(results / "runs.csv")
+    for optimizer in ("adam", "momentum"):
+        suggestions = results / "finder" / optimizer / "suggestions.json"
+        curve = pd.read_csv(results / "finder" / optimizer / "finder.csv")
+        assert list(curve.columns) == ["optimizer", "seed", "step", "lr", "loss", "smooth_loss"]
+        suggestion = read_suggestion(suggestions, "valley")
+        assert suggestion is not None
+        expected = centred_grid(suggestion, 1.0, 3)
+        assert sorted(runs.loc[runs["optimizer"] == optimizer, "lr"]) == pytest.approx(expected, rel=1e-12)
+        assert expected[0] < suggestion < expected[-1]
+    comparison = pd.read_csv(results / "finder_vs_grid.csv")
+    assert len(comparison) == 2 * 1 * 3  # optimizers x schedules x suggestion kinds
+    html = (results / "report.html").read_text()
+    assert "LR range test" in html
