@@ -50,6 +50,8 @@ rule study_config:
 
 
 rule dataset:
+    input:
+        DATASET_INPUTS,
     output:
         DATA_FILE,
     params:

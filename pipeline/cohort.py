@@ -35,14 +35,16 @@ def cohort_spec(study: Any, optimizer: str, schedule: str, seed: int, rates: Lis
 def train_cohort(spec: Mapping[str, Any], data_file: Path, threads: int | None = None) -> List[Dict[str, Any]]:
     """Train (or skip, when complete) every rate of a cohort spec; returns one entry per run."""
     from pipeline.config import run_dir
-    from pipeline.data import load_npz
+    from pipeline.data import arrays_digest, load_npz
     from pipeline.train import configure_tensorflow, is_complete, train_run
 
     device = configure_tensorflow(threads=threads, deterministic=spec["deterministic"])
     arrays = load_npz(data_file)
+    digest = arrays_digest(arrays)
     entries = []
     for lr in spec["rates"]:
         run_config = json.loads(json.dumps(spec["base"]))
+        run_config["dataset"]["digest"] = digest
         run_config["training"]["lr"] = float(lr)
         out_dir = run_dir(spec["study_dir"], spec["optimizer"], spec["schedule"], spec["seed"], lr)
         started = time.perf_counter()

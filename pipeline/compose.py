@@ -30,6 +30,7 @@ from pipeline.config import (
     DiagnosisConfig,
     FinderConfig,
     GridConfig,
+    HpoConfig,
     OptimizerConfig,
     ScheduleConfig,
     Study,
@@ -138,7 +139,7 @@ def _schema_merge(cfg: DictConfig) -> Config:
     extra = sorted(set(plain) - {field.name for field in dataclasses.fields(Config)})
     if extra:
         raise StudyConfigError(
-            f"unknown top-level key(s) {extra}; valid keys: dataset, model, optimizer, schedule, study, diagnosis, finder"
+            f"unknown top-level key(s) {extra}; valid keys: dataset, model, optimizer, schedule, study, diagnosis, finder, hpo"
         )
     try:
         merged = OmegaConf.merge(schema, plain)
@@ -171,6 +172,8 @@ def _valid_keys_for(full_key: str) -> List[str]:
         return [f.name for f in dataclasses.fields(DiagnosisConfig)]
     if parts[0] == "finder":
         return [f.name for f in dataclasses.fields(FinderConfig)]
+    if parts[0] == "hpo":
+        return [f.name for f in dataclasses.fields(HpoConfig)]
     if parts[0] == "optimizer" and len(parts) >= 3:
         return [f.name for f in dataclasses.fields(OptimizerConfig)]
     if parts[0] == "schedule" and len(parts) >= 3:
@@ -331,6 +334,42 @@ def check_finder(finder: FinderConfig) -> FinderConfig:
     return finder
 
 
+SAMPLERS = ("random", "tpe")
+PRUNERS = ("none", "median", "successive_halving", "hyperband")
+
+
+def check_hpo(hpo: HpoConfig, optimizers: Dict[str, Any], schedules: Dict[str, Any]) -> HpoConfig:
+    """The searches' settings: known samplers and pruners, a budget, bounds, study options."""
+    for key, valid in (("samplers", SAMPLERS), ("pruners", PRUNERS)):
+        chosen = getattr(hpo, key)
+        unknown = [name for name in chosen if name not in valid]
+        if unknown:
+            raise StudyConfigError(f"hpo.{key} has unknown {unknown}; valid: {', '.join(valid)}")
+        if len(set(chosen)) != len(chosen):
+            raise StudyConfigError(f"hpo.{key}={list(chosen)} has duplicates")
+    if hpo.samplers and not hpo.pruners:
+        raise StudyConfigError("hpo.pruners is empty: use [none] for searches without pruning")
+    if hpo.trials < 1 or hpo.workers < 1:
+        raise StudyConfigError(f"hpo.trials={hpo.trials} and hpo.workers={hpo.workers} must be >= 1")
+    for key in ("lr_min", "lr_max"):
+        value = getattr(hpo, key)
+        if not (math.isfinite(value) and value > 0):
+            raise StudyConfigError(f"hpo.{key}={value!r} must be a rate > 0")
+    if hpo.lr_min >= hpo.lr_max:
+        raise StudyConfigError(f"hpo.lr_min={hpo.lr_min} must be smaller than hpo.lr_max={hpo.lr_max}")
+    for key, available in (("optimizers", optimizers), ("schedules", schedules)):
+        missing = [name for name in getattr(hpo, key) if name not in available]
+        if missing:
+            raise StudyConfigError(
+                f"hpo.{key} names {missing}, not options of this study; selected: {', '.join(available)}"
+            )
+    if hpo.warmup_fraction is not None:
+        bounds = list(hpo.warmup_fraction)
+        if len(bounds) != 2 or not 0 < bounds[0] < bounds[1] < 1:
+            raise StudyConfigError(f"hpo.warmup_fraction={bounds} must be [low, high] with 0 < low < high < 1")
+    return hpo
+
+
 def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
     """Turn a composed config into a :class:`Study`, or raise StudyConfigError."""
     config = _schema_merge(cfg)
@@ -415,6 +454,7 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
         settings=settings,
         diagnosis=check_diagnosis(config.diagnosis),
         finder=check_finder(config.finder),
+        hpo=check_hpo(config.hpo, optimizers, schedules),
         overrides=list(overrides),
         rates=grid_rates(grid) if grid.mode == "fixed" else [],  # finder mode: per optimizer, later
     )

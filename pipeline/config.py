@@ -184,6 +184,31 @@ class FinderConfig:
 
 
 @dataclass
+class HpoConfig:
+    """Hyperparameter optimisation of the rate with Optuna (``conf/hpo/``).
+
+    One search per sampler × pruner in ``samplers`` × ``pruners`` (none by default), each of
+    exactly ``trials`` trials shared by ``workers`` parallel Snakemake jobs through one Optuna
+    journal file. The rate is always searched, log-uniform in [``lr_min``, ``lr_max``]; the
+    optimizer and the schedule are categorical dimensions over ``optimizers`` / ``schedules``
+    (names of the study's options; empty = the study's first one, fixed); for warm-up
+    schedules ``warmup_fraction`` = [low, high] makes the warm-up a float dimension.
+    """
+
+    samplers: List[str] = field(default_factory=list)
+    pruners: List[str] = field(default_factory=lambda: ["none"])
+    trials: int = 20
+    workers: int = 2
+    #: The sampler's seed (the training seed of every trial is the study's first seed).
+    seed: int = 0
+    lr_min: float = 1e-5
+    lr_max: float = 1.0
+    optimizers: List[str] = field(default_factory=list)
+    schedules: List[str] = field(default_factory=list)
+    warmup_fraction: Optional[List[float]] = None
+
+
+@dataclass
 class DiagnosisConfig:
     """Thresholds of the fitting diagnosis (``conf/diagnosis/``); the README gives the reason
     for each default. Loss ratios are relative, so they hold for any loss scale."""
@@ -225,6 +250,7 @@ class Config:
     study: StudyConfig = field(default_factory=StudyConfig)
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     finder: FinderConfig = field(default_factory=FinderConfig)
+    hpo: HpoConfig = field(default_factory=HpoConfig)
 
 
 @dataclass
@@ -238,6 +264,7 @@ class Study:
     settings: StudyConfig
     diagnosis: DiagnosisConfig
     finder: FinderConfig
+    hpo: HpoConfig
     overrides: List[str]
     rates: List[float]
 
@@ -255,6 +282,7 @@ class Study:
             "study": dataclasses.asdict(self.settings),
             "diagnosis": dataclasses.asdict(self.diagnosis),
             "finder": dataclasses.asdict(self.finder),
+            "hpo": dataclasses.asdict(self.hpo),
             "rates": self.rates,
             "overrides": self.overrides,
         }

@@ -117,6 +117,19 @@ def load_npz(path: Union[str, Path]) -> Arrays:
         return _checked({key: archive[key] for key in ARRAY_KEYS}, source=str(path))
 
 
+def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """A short content hash of the four arrays. It goes into each run's configuration (and so
+    its ``config_hash``): data that changed under the same options means retraining."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in ARRAY_KEYS:
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def num_classes(arrays: Mapping[str, np.ndarray]) -> int:
     return int(max(arrays["y_train"].max(), arrays["y_val"].max())) + 1
 

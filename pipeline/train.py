@@ -306,14 +306,16 @@ def main() -> None:
 def run_single(study: Any, optimizer: str, schedule: str, seed: int, lr: float, results: Path = Path("results")) -> Path:
     """Train one run of a study into the same folder the workflow uses; returns the folder."""
     from pipeline.config import run_dir
-    from pipeline.data import build_dataset
+    from pipeline.data import arrays_digest, build_dataset
 
     # Built in memory (MNIST-1D takes ~2 s): a cached file could be stale for this config.
     arrays = build_dataset(study.dataset)
     study_dir = results / study.name
     device = configure_tensorflow(deterministic=study.settings.deterministic)
     out_dir = run_dir(study_dir, optimizer, schedule, seed, lr)
-    summary = train_run(study.run_config(optimizer, schedule, seed, lr), arrays, out_dir, device)
+    run_config = study.run_config(optimizer, schedule, seed, lr)
+    run_config["dataset"]["digest"] = arrays_digest(arrays)
+    summary = train_run(run_config, arrays, out_dir, device)
     print(
         f"{out_dir}: {summary['status']}, best val_loss {summary['best_val_loss']:.4f} at epoch {summary['best_epoch']}, "
         f"{summary['seconds']:.1f} s"

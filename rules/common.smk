@@ -20,6 +20,9 @@ if _unknown_keys:
 STUDY = compose_study(config.get("overrides"))
 STUDY_DIR = f"results/{STUDY.name}"
 DATA_FILE = f"{STUDY_DIR}/data/{STUDY.dataset['name']}.npz"
+# A user's .npz file is an input of the dataset rule: a changed file rebuilds the data, and
+# its content digest in every run's config retrains what it affects.
+DATASET_INPUTS = [STUDY.dataset["path"]] if STUDY.dataset.get("_target_") == "pipeline.data.npz_file" else []
 # Rule parameters as JSON: Snakemake reruns a job when its parameters change.
 STUDY_JSON = json.dumps(STUDY.as_dict())
 DATASET_JSON = json.dumps(STUDY.dataset)

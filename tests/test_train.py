@@ -107,6 +107,12 @@ def test_cohort_job_trains_every_rate_survives_divergence_and_skips_complete_run
     assert second.returncode == 0
     assert second.stdout.count("up to date") == 2
     assert history_file.stat().st_mtime_ns == before
+    # Same options, different data (a user's .npz edited in place): the digest differs, so it retrains.
+    save_npz({**arrays, "x_train": arrays["x_train"][:-1], "y_train": arrays["y_train"][:-1]}, data_file)
+    third = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0
+    assert third.stdout.count("up to date") == 0
+    assert history_file.stat().st_mtime_ns != before
 
 
 def test_a_run_is_repeatable_across_processes(tmp_path):
