@@ -29,6 +29,7 @@ import pandas as pd
 
 from pipeline.aggregate import rate_table
 from pipeline.config import DiagnosisConfig, lr_to_str, round_significant
+from pipeline.values import is_finite, truthy
 
 #: The warning kinds, in the order they are listed for one optimizer × schedule.
 KINDS: tuple[str, ...] = ("edge", "diverged", "early_best", "late_best", "seeds_disagree")
@@ -57,22 +58,6 @@ class Warning:  # noqa: A001 - the name the report and its callers use; never ra
 
 #: The same class under a name that does not shadow the built-in ``Warning``.
 StudyWarning = Warning
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _truthy(value: Any) -> bool:
-    """A CSV boolean: True/False, 1/0, or their spellings as text; NaN/empty is False."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes"}
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return bool(value)
 
 
 def _rate(value: float) -> str:
@@ -153,9 +138,9 @@ def _widen_grid(grid: Mapping[str, Any], rates: Sequence[float], lr: float, dire
     if direction in ("high", "both"):
         parts.append(f"study.grid.max={above}")
     points = grid.get("points")
-    if _finite(points) and int(points) >= 1:
+    if is_finite(points) and int(points) >= 1:
         points = int(points)
-        finite_rates = sorted(float(rate) for rate in rates if _finite(rate) and float(rate) > 0)
+        finite_rates = sorted(float(rate) for rate in rates if is_finite(rate) and float(rate) > 0)
         if points > 1 and len(finite_rates) > 1:
             step = (math.log10(finite_rates[-1]) - math.log10(finite_rates[0])) / (len(finite_rates) - 1)
             per_decade = max(1, round(1 / step)) if step > 0 else 1
@@ -166,7 +151,7 @@ def _widen_grid(grid: Mapping[str, Any], rates: Sequence[float], lr: float, dire
 
 
 def _edge_message(row: pd.Series, rates: Sequence[float], grid: Mapping[str, Any]) -> Optional[str]:
-    if not _truthy(row.get("at_edge")) or not _finite(row.get("lr")):
+    if not truthy(row.get("at_edge")) or not is_finite(row.get("lr")):
         return None
     lr = float(row["lr"])
     side = str(row.get("edge")).strip().lower() if isinstance(row.get("edge"), str) else ""
@@ -199,16 +184,16 @@ def _diverged_message(group: pd.DataFrame, threshold: float) -> Optional[str]:
 
 def _best_epoch_mean(row: pd.Series, group: pd.DataFrame) -> Optional[float]:
     """The mean best epoch at the recommended rate: best.csv's, else from the runs."""
-    if _finite(row.get("best_epoch_mean")):
+    if is_finite(row.get("best_epoch_mean")):
         return float(row["best_epoch_mean"])
-    if "best_epoch" not in group.columns or not _finite(row.get("lr")):
+    if "best_epoch" not in group.columns or not is_finite(row.get("lr")):
         return None
     at_rate = pd.to_numeric(group.loc[group["lr"].astype(float) == float(row["lr"]), "best_epoch"], errors="coerce").dropna()
     return float(at_rate.mean()) if len(at_rate) else None
 
 
 def _epoch_message(row: pd.Series, group: pd.DataFrame, epochs: Any, diagnosis: DiagnosisConfig) -> Optional[tuple[str, str]]:
-    if not _finite(epochs) or int(epochs) < 1 or not _finite(row.get("lr")):
+    if not is_finite(epochs) or int(epochs) < 1 or not is_finite(row.get("lr")):
         return None
     at_rate = group[group["lr"].astype(float) == float(row["lr"])]
     if _is_diverged(at_rate["status"]).any():
@@ -257,7 +242,7 @@ def _seeds_message(row: pd.Series, group: pd.DataFrame, seeds: Any) -> Optional[
     winner, runner = ranked.iloc[0], ranked.iloc[1]
     if int(runner["diverged"]) > 0 and int(winner["diverged"]) == 0:
         return None  # the runner-up diverged on some seed: clearly worse, whatever the spread
-    std = float(row["best_val_loss_std"]) if _finite(row.get("best_val_loss_std")) else float(winner["best_val_loss_std"])
+    std = float(row["best_val_loss_std"]) if is_finite(row.get("best_val_loss_std")) else float(winner["best_val_loss_std"])
     gap = float(runner["best_val_loss_mean"]) - float(winner["best_val_loss_mean"])
     if not std > gap:
         return None

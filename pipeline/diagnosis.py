@@ -43,7 +43,28 @@ import pandas as pd
 from pipeline.aggregate import CURVE_KEYS
 from pipeline.config import DiagnosisConfig
 
+#: The fit labels, worst first: the order that breaks ties.
 FIT_LABELS = ("diverged", "unstable", "underfit", "overfit", "good")
+
+#: Fixed colour of each label, in every study: the fitting map's cells and the report's badges.
+#: Kept here, with the labels, so that the report job can use them without matplotlib.
+FIT_COLORS: Dict[str, str] = {
+    "diverged": "#8b1a1a",  # dark red
+    "unstable": "#f28e2b",  # orange
+    "underfit": "#8497b0",  # blue-grey
+    "overfit": "#7b3294",  # purple
+    "good": "#2e8b3e",  # green
+}
+
+#: Text colour on each label's colour: white on the dark ones, black on the light ones.
+FIT_TEXT_COLORS: Dict[str, str] = {
+    "diverged": "white",
+    "unstable": "black",
+    "underfit": "black",
+    "overfit": "white",
+    "good": "white",
+}
+
 DIAGNOSIS_COLUMNS = [
     "fit", "fit_reasons", "spikes", "max_loss_rise", "end_over_best", "progress", "end_drop", "val_rise", "gap",
     "epochs_to_target", "seconds_to_target",

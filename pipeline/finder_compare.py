@@ -32,6 +32,7 @@ import pandas as pd
 
 from pipeline.aggregate import rate_table
 from pipeline.io import write_atomic
+from pipeline.values import check_columns, finite_number, numeric
 
 #: The summary suggestions of a range test, in the order the tables list them.
 SUGGESTION_KINDS: tuple[str, ...] = ("steepest", "valley", "minimum")
@@ -70,30 +71,10 @@ def short_rate(lr: float) -> str:
     Suggestions are geometric means, not grid rates, so their exact spelling
     (:func:`pipeline.config.lr_to_str`) would be a 17-digit string nobody can read.
     """
-    value = _number(lr)
+    value = finite_number(lr)
     if math.isnan(value):
         return "n/a"
     return np.format_float_scientific(value, precision=2, trim="-", exp_digits=1).replace("e+", "e")
-
-
-def numeric_column(values: pd.Series) -> pd.Series:
-    """``values`` as float64, anything unparsable or missing (``pd.NA``) as NaN."""
-    return pd.to_numeric(values, errors="coerce").astype(float)
-
-
-def _check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
-
-
-def _number(value: Any) -> float:
-    """A JSON number as float; null, missing, text or non-finite values as NaN."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return number if math.isfinite(number) else math.nan
 
 
 def nearest_rate(rates: Sequence[float], lr: float) -> float:
@@ -125,11 +106,11 @@ def suggestion_summary(suggestion: Mapping[str, Any], kind: str) -> Dict[str, An
         no seed gave this suggestion) and ``seeds`` as an int (0 where missing).
     """
     entry = (suggestion.get("summary") or {}).get(kind) or {}
-    seeds = _number(entry.get("seeds"))
+    seeds = finite_number(entry.get("seeds"))
     return {
-        "geomean": _number(entry.get("geomean")),
-        "min": _number(entry.get("min")),
-        "max": _number(entry.get("max")),
+        "geomean": finite_number(entry.get("geomean")),
+        "min": finite_number(entry.get("min")),
+        "max": finite_number(entry.get("max")),
         "seeds": int(seeds) if math.isfinite(seeds) else 0,
     }
 
@@ -176,8 +157,8 @@ def finder_vs_grid(suggestions: Sequence[Mapping[str, Any]], runs: pd.DataFrame,
         The table, sorted by optimizer and schedule, suggestions in :data:`SUGGESTION_KINDS`
         order, with a fresh RangeIndex.
     """
-    _check_columns(runs, RUNS_COLUMNS, "runs")
-    _check_columns(best, BEST_COLUMNS, "best")
+    check_columns(runs, RUNS_COLUMNS, "runs")
+    check_columns(best, BEST_COLUMNS, "best")
     by_optimizer = _suggestions_by_optimizer(suggestions)
     runs = runs.assign(lr=runs["lr"].astype(float), optimizer=runs["optimizer"].astype(str))
     runs = runs.assign(schedule=runs["schedule"].astype(str))
@@ -189,13 +170,13 @@ def finder_vs_grid(suggestions: Sequence[Mapping[str, Any]], runs: pd.DataFrame,
             continue
         group = runs[(runs["optimizer"] == optimizer) & (runs["schedule"] == schedule)]
         per_rate = rate_table(group) if not group.empty else pd.DataFrame(columns=["best_val_loss_mean", "diverged"])
-        grid_best_lr = _number(cell["lr"])
-        grid_best_loss = _number(per_rate["best_val_loss_mean"].get(grid_best_lr, math.nan))
+        grid_best_lr = finite_number(cell["lr"])
+        grid_best_loss = finite_number(per_rate["best_val_loss_mean"].get(grid_best_lr, math.nan))
         for kind in SUGGESTION_KINDS:
             summary = suggestion_summary(by_optimizer[optimizer], kind)
             suggested = summary["geomean"]
             nearest = nearest_rate(list(per_rate.index), suggested)
-            nearest_loss = _number(per_rate["best_val_loss_mean"].get(nearest, math.nan))
+            nearest_loss = finite_number(per_rate["best_val_loss_mean"].get(nearest, math.nan))
             diverged = per_rate["diverged"].get(nearest, math.nan)
             rows.append(
                 {
@@ -242,7 +223,7 @@ def closest_suggestions(table: pd.DataFrame) -> pd.DataFrame:
         Columns optimizer, suggestion, mean_relative_val_loss, schedules (how many schedules
         the mean is over), rank (1 = closest to the grid's best); sorted by optimizer and rank.
     """
-    _check_columns(table, ("optimizer", "suggestion", "relative_val_loss"), "finder table")
+    check_columns(table, ("optimizer", "suggestion", "relative_val_loss"), "finder table")
     columns = ["optimizer", "suggestion", "mean_relative_val_loss", "schedules", "rank"]
     frames: List[pd.DataFrame] = []
     for optimizer in sorted(table["optimizer"].astype(str).unique()):
@@ -251,7 +232,7 @@ def closest_suggestions(table: pd.DataFrame) -> pd.DataFrame:
         kinds = [kind for kind in SUGGESTION_KINDS if kind in present] + sorted(present - set(SUGGESTION_KINDS))
         rows: List[Dict[str, Any]] = []
         for order, kind in enumerate(kinds):
-            values = numeric_column(panel.loc[panel["suggestion"].astype(str) == kind, "relative_val_loss"])
+            values = numeric(panel.loc[panel["suggestion"].astype(str) == kind, "relative_val_loss"])
             values = values[np.isfinite(values)]
             rows.append(
                 {

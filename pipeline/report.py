@@ -37,8 +37,10 @@ import yaml
 
 from pipeline.advice import StudyWarning, diverged_by_schedule, study_warnings
 from pipeline.config import lr_to_str
+from pipeline.diagnosis import FIT_COLORS, FIT_TEXT_COLORS
 from pipeline.finder_compare import closest_suggestions, short_rate
 from pipeline.io import write_text_atomic
+from pipeline.values import check_columns, is_finite, truthy
 
 #: Columns of ``best.csv`` the report reads.
 BEST_COLUMNS: tuple[str, ...] = (
@@ -127,24 +129,15 @@ FINDER_COLUMNS: tuple[str, ...] = (
     "relative_val_loss",
 )
 
-#: Badge colours of the fit labels: the fitting map's (``pipeline.figures.fitting.FIT_COLORS``,
-#: copied so that the report job needs no matplotlib; a test keeps them equal).
-FIT_COLOURS: Dict[str, str] = {
-    "diverged": "#8b1a1a",  # dark red
-    "unstable": "#f28e2b",  # orange
-    "underfit": "#8497b0",  # blue-grey
-    "overfit": "#7b3294",  # purple
-    "good": "#2e8b3e",  # green
-}
+#: Badge colours of the fit labels: the fitting map's (:data:`pipeline.diagnosis.FIT_COLORS`,
+#: shared there so that the report job needs no matplotlib).
+FIT_COLOURS: Dict[str, str] = FIT_COLORS
 
-#: Badge text colour on each label's colour, as in the fitting map: white on the dark ones,
-#: black on the light ones, for contrast.
+#: Badge text colour on each label's colour, as in the fitting map
+#: (:data:`pipeline.diagnosis.FIT_TEXT_COLORS`: white on the dark ones, black on the light
+#: ones), in the short CSS spelling the page has always used.
 FIT_TEXT_COLOURS: Dict[str, str] = {
-    "diverged": "#fff",
-    "unstable": "#000",
-    "underfit": "#000",
-    "overfit": "#fff",
-    "good": "#fff",
+    label: {"white": "#fff", "black": "#000"}[colour] for label, colour in FIT_TEXT_COLORS.items()
 }
 
 #: Headings of the warning kinds of :mod:`pipeline.advice`.
@@ -214,28 +207,6 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _truthy(value: Any) -> bool:
-    """A CSV boolean: True/False, 1/0, or their spellings as text; NaN/empty is False."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes"}
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return bool(value)
-
-
 def format_rate(lr: float) -> str:
     """A learning rate in the shortest scientific notation that reads back exactly (``3e-4``).
 
@@ -250,10 +221,10 @@ def format_rate(lr: float) -> str:
 
 
 def _mean_std(mean: Any, std: Any, fmt: str) -> str:
-    if not _finite(mean):
+    if not is_finite(mean):
         return "n/a"
     text = format(float(mean), fmt)
-    if _finite(std):
+    if is_finite(std):
         text += " ± " + format(float(std), fmt)
     return text
 
@@ -264,7 +235,7 @@ def edge_warning(at_edge: Any, edge: Any) -> str:
     A best rate on the edge means the true optimum may lie outside the grid, so the advice
     names the direction in which to widen it.
     """
-    if not _truthy(at_edge):
+    if not truthy(at_edge):
         return ""
     side = str(edge).strip().lower() if isinstance(edge, str) else ""
     if side == "low":
@@ -281,7 +252,7 @@ def schedule_comparison(best: pd.DataFrame, optimizer: str) -> str:
     without a finite mean (every seed diverged) cannot win and are left out of the ranking.
     """
     rows = best[best["optimizer"].astype(str) == optimizer]
-    ranked = rows[[_finite(value) for value in rows["best_val_loss_mean"]]]
+    ranked = rows[[is_finite(value) for value in rows["best_val_loss_mean"]]]
     ranked = ranked.sort_values(["best_val_loss_mean", "schedule"], kind="stable")
     if ranked.empty:
         return f"{optimizer}: no schedule reached a finite best val_loss."
@@ -343,8 +314,8 @@ def _recommended_table(best: pd.DataFrame) -> str:
     rows: List[List[tuple[str, str]]] = []
     for _, row in best.iterrows():
         warning = edge_warning(row["at_edge"], row["edge"])
-        seeds = int(row["seeds"]) if _finite(row["seeds"]) else row["seeds"]
-        fraction = f"{float(row['diverged_fraction']):.1%}" if _finite(row["diverged_fraction"]) else "n/a"
+        seeds = int(row["seeds"]) if is_finite(row["seeds"]) else row["seeds"]
+        fraction = f"{float(row['diverged_fraction']):.1%}" if is_finite(row["diverged_fraction"]) else "n/a"
         rows.append(
             [
                 (_e(row["optimizer"]), ""),
@@ -376,7 +347,7 @@ def _warnings_html(warnings: Sequence[StudyWarning]) -> str:
 def _diverged_table(runs: pd.DataFrame) -> str:
     rows: List[List[tuple[str, str]]] = []
     for _, row in diverged_by_schedule(runs).iterrows():
-        lowest = format_rate(row["lowest_diverging_lr"]) if _finite(row["lowest_diverging_lr"]) else "none"
+        lowest = format_rate(row["lowest_diverging_lr"]) if is_finite(row["lowest_diverging_lr"]) else "none"
         rows.append(
             [
                 (_e(row["optimizer"]), ""),
@@ -409,9 +380,9 @@ def _figure_html(name: str, path: Path) -> str:
 
 def _suggested_text(row: Mapping[str, Any]) -> str:
     """``2e-4 (1e-4–4e-4, 2 seeds)``: a summary suggestion and its range over seeds."""
-    if not _finite(row["suggested_lr"]):
+    if not is_finite(row["suggested_lr"]):
         return "none"
-    seeds = int(row["seeds"]) if _finite(row["seeds"]) else 0
+    seeds = int(row["seeds"]) if is_finite(row["seeds"]) else 0
     if seeds > 1:
         return f"{short_rate(row['suggested_lr'])} ({short_rate(row['suggested_min'])}–{short_rate(row['suggested_max'])}, {seeds} seeds)"
     return f"{short_rate(row['suggested_lr'])} (1 seed)"
@@ -424,16 +395,16 @@ def relative_text(row: Mapping[str, Any]) -> str:
     diverged seeds at that rate are named, since a suggestion on a diverging rate is a bad one
     whatever the surviving seeds reached.
     """
-    if not _finite(row["suggested_lr"]):
+    if not is_finite(row["suggested_lr"]):
         return "no suggestion"
-    if not _finite(row["relative_val_loss"]):
+    if not is_finite(row["relative_val_loss"]):
         text = "n/a"
-    elif _finite(row["nearest_grid_lr"]) and float(row["nearest_grid_lr"]) == float(row["grid_best_lr"]):
+    elif is_finite(row["nearest_grid_lr"]) and float(row["nearest_grid_lr"]) == float(row["grid_best_lr"]):
         text = f"{float(row['relative_val_loss']):.2f}× (the grid's best)"
     else:
         text = f"{float(row['relative_val_loss']):.2f}×"
     diverged = row.get("nearest_diverged")
-    if _finite(diverged) and int(float(diverged)) > 0:
+    if is_finite(diverged) and int(float(diverged)) > 0:
         count = int(float(diverged))
         text += f" ({count} seed{'s' if count != 1 else ''} diverged there)"
     return text
@@ -447,7 +418,7 @@ def finder_sentence(finder: pd.DataFrame, optimizer: str) -> str:
     together, and the others follow with their means.
     """
     ranked = closest_suggestions(finder[finder["optimizer"].astype(str) == optimizer])
-    finite = ranked[[_finite(value) for value in ranked["mean_relative_val_loss"]]]
+    finite = ranked[[is_finite(value) for value in ranked["mean_relative_val_loss"]]]
     if finite.empty:
         return f"{optimizer}: no suggestion of the range test could be compared with the grid."
     best = float(finite["mean_relative_val_loss"].iloc[0])
@@ -461,7 +432,7 @@ def finder_sentence(finder: pd.DataFrame, optimizer: str) -> str:
         head = f"the {', '.join(names[:-1])} and {names[-1]} suggestions came equally close to the grid's best on average"
     others = [
         f"{row['suggestion']} {float(row['mean_relative_val_loss']):.2f}×"
-        if _finite(row["mean_relative_val_loss"])
+        if is_finite(row["mean_relative_val_loss"])
         else f"{row['suggestion']}: none"
         for _, row in ranked.iterrows()
         if row["suggestion"] not in set(winners["suggestion"])
@@ -473,8 +444,8 @@ def finder_sentence(finder: pd.DataFrame, optimizer: str) -> str:
 def _finder_table(finder: pd.DataFrame) -> str:
     rows: List[List[tuple[str, str]]] = []
     for _, row in finder.iterrows():
-        ratio = f"{float(row['ratio']):.2g}×" if _finite(row["ratio"]) else "n/a"
-        nearest = format_rate(row["nearest_grid_lr"]) if _finite(row["nearest_grid_lr"]) else "n/a"
+        ratio = f"{float(row['ratio']):.2g}×" if is_finite(row["ratio"]) else "n/a"
+        nearest = format_rate(row["nearest_grid_lr"]) if is_finite(row["nearest_grid_lr"]) else "n/a"
         rows.append(
             [
                 (_e(row["optimizer"]), ""),
@@ -502,7 +473,7 @@ def _finder_table(finder: pd.DataFrame) -> str:
 
 def _finder_html(finder: pd.DataFrame, figure: Optional[Path]) -> str:
     """The LR range test section: the curves figure, the comparison table, a sentence per optimizer."""
-    _check_columns(finder, FINDER_COLUMNS, "finder table")
+    check_columns(finder, FINDER_COLUMNS, "finder table")
     parts = [
         '<section id="lr-range-test"><h2>LR range test</h2>',
         "<p>How far to trust the finder on your problem: each suggestion of the range test (geometric "
@@ -587,8 +558,8 @@ def build_report(
     Returns:
         The HTML page.
     """
-    _check_columns(best, BEST_COLUMNS, "best")
-    _check_columns(runs, RUNS_COLUMNS, "runs")
+    check_columns(best, BEST_COLUMNS, "best")
+    check_columns(runs, RUNS_COLUMNS, "runs")
     name = _study_name(study)
     best = best.sort_values(["optimizer", "schedule"], kind="stable").reset_index(drop=True)
     parts: List[str] = [

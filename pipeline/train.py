@@ -25,7 +25,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from pipeline.io import write_atomic, write_json_atomic, write_yaml_atomic
 
@@ -191,8 +191,21 @@ def write_history(rows: List[Dict[str, float]], path: Path) -> None:
     write_atomic(path, write)
 
 
-def train_run(run_config: Mapping[str, Any], arrays: Mapping[str, Any], out_dir: Path, device: str = "") -> Dict[str, Any]:
-    """Train one run and write its folder; returns the summary. A diverged run is a result."""
+def train_run(
+    run_config: Mapping[str, Any],
+    arrays: Mapping[str, Any],
+    out_dir: Path,
+    device: str = "",
+    callbacks: Sequence[Any] = (),
+    extra_summary: Optional[Callable[[Dict[str, Any]], Mapping[str, Any]]] = None,
+) -> Dict[str, Any]:
+    """Train one run and write its folder; returns the summary. A diverged run is a result.
+
+    ``callbacks`` run after the recorder (e.g. a pruning callback that stops training through
+    ``model.stop_training``, which sees each epoch's validation loss); ``extra_summary`` is
+    called with the summary once training ended and its keys are added to ``summary.json``
+    before it is written (e.g. a trial's number and final state).
+    """
     import keras
 
     from pipeline.config import config_hash
@@ -228,7 +241,7 @@ def train_run(run_config: Mapping[str, Any], arrays: Mapping[str, Any], out_dir:
         validation_data=(arrays["x_val"], arrays["y_val"]),
         shuffle=True,
         verbose=0,
-        callbacks=[recorder],
+        callbacks=[recorder, *callbacks],
     )
     summary = summarise(recorder.rows, recorder.diverged_epoch)
     summary.update(
@@ -247,6 +260,8 @@ def train_run(run_config: Mapping[str, Any], arrays: Mapping[str, Any], out_dir:
             "config_hash": config_hash(dict(run_config)),
         }
     )
+    if extra_summary is not None:
+        summary.update(extra_summary(summary))
     out_dir = Path(out_dir)
     write_history(recorder.rows, out_dir / "history.csv")
     write_yaml_atomic(out_dir / "config.yaml", dict(run_config))

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 
 from pipeline.advice import study_warnings
+from pipeline.finder_compare import FINDER_VS_GRID_COLUMNS
 from pipeline.report import (
+    BEST_COLUMNS,
     FIGURE_CAPTIONS,
     FIT_COLOURS,
     FIT_TEXT_COLOURS,
@@ -51,20 +53,7 @@ def make_best(cosine: str = "cosine") -> pd.DataFrame:
         ("sgd", "constant", 3.162e-2, 0.5, 0.25, 0.8, 0.02, 2, 0.0, False, NAN),
         ("sgd", cosine, 1e-1, 0.75, 0.125, 0.7, 0.03, 1, 1 / 3, True, "high"),
     ]
-    columns = [
-        "optimizer",
-        "schedule",
-        "lr",
-        "best_val_loss_mean",
-        "best_val_loss_std",
-        "best_val_accuracy_mean",
-        "best_val_accuracy_std",
-        "seeds",
-        "diverged_fraction",
-        "at_edge",
-        "edge",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=list(BEST_COLUMNS))
 
 
 def make_runs(cosine: str = "cosine") -> pd.DataFrame:
@@ -298,7 +287,7 @@ def test_fit_badge_colours_and_unknown_labels() -> None:
 
     # The badges wear the fitting map's colours, text colours included.
     assert FIT_COLOURS == fitting.FIT_COLORS
-    assert {label: "white" if colour == "#fff" else "black" for label, colour in FIT_TEXT_COLOURS.items()} == fitting._TEXT_COLORS
+    assert {label: "white" if colour == "#fff" else "black" for label, colour in FIT_TEXT_COLOURS.items()} == fitting.FIT_TEXT_COLORS
     assert fit_badge("unstable") == '<span class="fit fit-unstable">unstable</span>'
     assert fit_badge('"><i>x</i>') == '<span class="fit fit-none">&quot;&gt;&lt;i&gt;x&lt;/i&gt;</span>'
     assert fit_badge(None) == fit_badge("") == '<span class="fit fit-none">n/a</span>'
@@ -412,12 +401,6 @@ def test_escaping_in_new_sections(tmp_path: Path) -> None:
 # LR range test section (--finder-table)
 # --------------------------------------------------------------------------------------
 
-FINDER_COLUMNS = [
-    "optimizer", "schedule", "suggestion", "suggested_lr", "suggested_min", "suggested_max", "seeds", "grid_best_lr",
-    "ratio", "nearest_grid_lr", "nearest_val_loss", "nearest_diverged", "grid_best_val_loss", "relative_val_loss",
-]  # fmt: skip
-
-
 def make_finder_table(optimizer: str = "adam") -> pd.DataFrame:
     """finder_vs_grid.csv: adam over two schedules (valley wins), sgd with a tie and a miss."""
     rows = [
@@ -432,7 +415,7 @@ def make_finder_table(optimizer: str = "adam") -> pd.DataFrame:
         ("sgd", "constant", "valley", 1e-1, 1e-1, 1e-1, 1, 1e-1, 1.0, 1e-1, 1.0, 0, 1.0, 1.0),
         ("sgd", "constant", "minimum", 0.5, 0.5, 0.5, 1, 1e-1, 5.0, 1e-1, 1.0, 0, 1.0, 1.0),
     ]
-    return pd.DataFrame(rows, columns=FINDER_COLUMNS)
+    return pd.DataFrame(rows, columns=list(FINDER_VS_GRID_COLUMNS))
 
 
 def finder_section(page: str) -> str:

@@ -26,6 +26,9 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from pipeline.config import lr_to_str  # noqa: E402
 from pipeline.io import write_atomic  # noqa: E402
+# The figure modules take their column check and number parsing from here: the same ones as
+# the report's and the finder comparison's (pipeline.values, free of matplotlib).
+from pipeline.values import check_columns, numeric  # noqa: E402, F401 - check_columns is re-exported
 
 #: The key of a grid cell: one optimizer, one schedule, one rate.
 KEYS: List[str] = ["optimizer", "schedule", "lr"]
@@ -47,18 +50,6 @@ MARK_MARGIN = 0.04
 
 #: Marker of diverged runs, in every figure.
 DIVERGED_MARKER = "x"
-
-
-def check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    """Raise ValueError naming the missing columns, if ``frame`` lacks any of ``columns``."""
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
-
-
-def numeric(values: pd.Series) -> pd.Series:
-    """``values`` as float64, with anything unparsable or missing (``pd.NA``) as NaN."""
-    return pd.to_numeric(values, errors="coerce").astype(float)
 
 
 def finite(values: pd.Series) -> pd.Series:
@@ -340,6 +331,58 @@ def finish_rate_row(axes: Sequence[Axes], lrs: np.ndarray, heights: Mapping[str,
     pad_log_x(axes[0], lrs)
     if heights:
         reserve_top_strip(axes[0], min(heights.values()) - MARK_MARGIN)
+
+
+def draw_rate_rows(
+    axes: np.ndarray,
+    table: pd.DataFrame,
+    rows: Sequence[Tuple[str, str, str]],
+    marks: Sequence[Tuple[str, str, str, str]],
+    colors: Mapping[str, Color],
+    optimizers: Sequence[str],
+) -> None:
+    """Draw and finish a grid of rate panels: one row per summary, one column per optimizer.
+
+    Each row is drawn by :func:`draw_rate_lines` and finished by :func:`finish_rate_row`;
+    panels past the optimizers are switched off, the top row is titled by optimizer and the
+    bottom row labelled "learning rate".
+
+    Args:
+        axes: The panels, a row per entry of ``rows`` (as from :func:`panel_grid`).
+        table: Rows of optimizer, schedule, lr and the columns named in ``rows`` and ``marks``.
+        rows: Per row: ``(mean column, std column or "", y label)``.
+        marks: As for :func:`draw_rate_lines`, the same in every row.
+        colors: Colour of each schedule (also the schedules drawn, in this order).
+        optimizers: The optimizer of each column.
+    """
+    lrs = table["lr"].to_numpy(dtype=float)
+    for row, (mean_column, std_column, ylabel) in zip(axes, rows):
+        heights = draw_rate_lines(row, table, mean_column, std_column, marks, colors, optimizers)
+        finish_rate_row(row, lrs, heights, ylabel)
+        hide_unused(row, len(optimizers))
+    for ax, optimizer in zip(axes[0], optimizers):
+        ax.set_title(optimizer)
+    for ax in axes[-1][: len(optimizers)]:
+        ax.set_xlabel("learning rate")
+
+
+def rate_legend(
+    figure: Figure,
+    table: pd.DataFrame,
+    colors: Mapping[str, Color],
+    marks: Sequence[Tuple[str, str, str, str]],
+) -> None:
+    """The legend of a figure drawn by :func:`draw_rate_rows`, outside on the right.
+
+    The schedules first, then an entry per kind of top marker (its legend label from
+    ``marks``) that the table actually uses, i.e. whose count column is positive somewhere.
+    """
+    handles = schedule_handles(colors)
+    for count_column, marker, _, label in marks:
+        if (table[count_column] > 0).any():
+            handles.append(mark_handle(marker, label))
+    if handles:
+        figure.legend(handles=handles, loc="outside right center", title="schedule", frameon=False)
 
 
 # --------------------------------------------------------------------------------------

@@ -9,14 +9,11 @@ from matplotlib.figure import Figure
 from pipeline.figures.common import (
     KEYS,
     check_columns,
-    draw_rate_lines,
-    finish_rate_row,
+    draw_rate_rows,
     finite,
-    hide_unused,
-    mark_handle,
     panel_grid,
+    rate_legend,
     schedule_colors,
-    schedule_handles,
     sorted_names,
 )
 
@@ -109,25 +106,13 @@ def draw_cost_to_target(table: pd.DataFrame) -> Figure:
     optimizers = sorted_names(table["optimizer"])
     colors = schedule_colors(sorted_names(table["schedule"]))
     figure, axes = panel_grid(2, len(optimizers), sharex=True, sharey="row", panel_size=(4.2, 3.2))
-    marks = [("never", NEVER_MARKER, "never", "never reached (count)")]
-    lrs = table["lr"].to_numpy(dtype=float)
+    marks = [("never", NEVER_MARKER, "never", "never reached\n(count)")]
     rows = (
-        ("epochs_mean", "epochs to target\n(mean over seeds that reached it)"),
-        ("seconds_mean", "seconds to target\n(mean over seeds that reached it)"),
+        ("epochs_mean", "", "epochs to target\n(mean over seeds that reached it)"),
+        ("seconds_mean", "", "seconds to target\n(mean over seeds that reached it)"),
     )
-    for row, (column, ylabel) in zip(axes, rows):
-        heights = draw_rate_lines(row, table, column, "", marks, colors, optimizers)
-        finish_rate_row(row, lrs, heights, ylabel)
-        hide_unused(row, len(optimizers))
-    for ax, optimizer in zip(axes[0], optimizers):
-        ax.set_title(optimizer)
-    for ax in axes[1][: len(optimizers)]:
-        ax.set_xlabel("learning rate")
-    handles = schedule_handles(colors)
-    if (table["never"] > 0).any():
-        handles.append(mark_handle(NEVER_MARKER, "never reached\n(count)"))
-    if handles:
-        figure.legend(handles=handles, loc="outside right center", title="schedule", frameon=False)
+    draw_rate_rows(axes, table, rows, marks, colors, optimizers)
+    rate_legend(figure, table, colors, marks)
     targets = table["target_accuracy"].to_numpy(dtype=float)
     targets = targets[np.isfinite(targets)]
     target = f"val_accuracy ≥ {targets.max():.4g}" if targets.size else "the target accuracy"

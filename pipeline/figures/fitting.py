@@ -11,32 +11,12 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from pipeline.diagnosis import FIT_LABELS, fit_of_cell
+from pipeline.diagnosis import FIT_COLORS, FIT_LABELS, FIT_TEXT_COLORS, fit_of_cell
 from pipeline.figures.common import KEYS, check_columns, hide_unused, panel_grid, rate_label, sorted_names
-
-#: The fit labels of the diagnosis, worst first: the order that breaks ties.
-
-#: Fixed colour of each label, in every study.
-FIT_COLORS: Dict[str, str] = {
-    "diverged": "#8b1a1a",  # dark red
-    "unstable": "#f28e2b",  # orange
-    "underfit": "#8497b0",  # blue-grey
-    "overfit": "#7b3294",  # purple
-    "good": "#2e8b3e",  # green
-}
 
 #: The text written in a cell. Initial letters, except that "unstable" and "underfit" share
 #: theirs, so both get a second letter.
 FIT_CODES: Dict[str, str] = {"diverged": "D", "unstable": "Us", "underfit": "Uf", "overfit": "O", "good": "G"}
-
-#: Text colour on each label's colour: white on the dark ones, black on the light ones.
-_TEXT_COLORS: Dict[str, str] = {
-    "diverged": "white",
-    "unstable": "black",
-    "underfit": "black",
-    "overfit": "white",
-    "good": "white",
-}
 
 #: Columns of ``runs.csv`` the fitting map reads.
 RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "fit")
@@ -129,7 +109,7 @@ def draw_fitting_map(table: pd.DataFrame) -> Figure:
                 va="center",
                 fontsize=9 if majority == row.runs else 7,
                 fontweight="bold",
-                color=_TEXT_COLORS[str(row.fit)],
+                color=FIT_TEXT_COLORS[str(row.fit)],
             )
         ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
         ax.set_xticks(range(len(rates)), [rate_label(rate) for rate in rates], rotation=45, ha="right")

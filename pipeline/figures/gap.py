@@ -9,14 +9,11 @@ from pipeline.figures.common import (
     DIVERGED_MARKER,
     KEYS,
     check_columns,
-    draw_rate_lines,
-    finish_rate_row,
+    draw_rate_rows,
     finite,
-    hide_unused,
-    mark_handle,
     panel_grid,
+    rate_legend,
     schedule_colors,
-    schedule_handles,
     seed_std,
     sorted_names,
 )
@@ -81,20 +78,11 @@ def draw_generalisation_gap(table: pd.DataFrame) -> Figure:
     optimizers = sorted_names(table["optimizer"])
     colors = schedule_colors(sorted_names(table["schedule"]))
     figure, axes = panel_grid(1, len(optimizers), sharex=True, sharey=True)
-    row = axes[0]
     marks = [("diverged", DIVERGED_MARKER, "diverged", "diverged (count)")]
-    for ax in row[: len(optimizers)]:
+    for ax in axes[0][: len(optimizers)]:
         ax.axhline(0.0, color="0.5", linewidth=1, linestyle=":")
-    heights = draw_rate_lines(row, table, "gap_mean", "gap_std", marks, colors, optimizers)
-    finish_rate_row(row, table["lr"].to_numpy(dtype=float), heights, "final val_loss − loss\n(mean ± std over seeds)")
-    hide_unused(row, len(optimizers))
-    for ax, optimizer in zip(row, optimizers):
-        ax.set_title(optimizer)
-        ax.set_xlabel("learning rate")
-    handles = schedule_handles(colors)
-    if (table["diverged"] > 0).any():
-        handles.append(mark_handle(DIVERGED_MARKER, "diverged (count)"))
-    if handles:
-        figure.legend(handles=handles, loc="outside right center", title="schedule", frameon=False)
+    rows = (("gap_mean", "gap_std", "final val_loss − loss\n(mean ± std over seeds)"),)
+    draw_rate_rows(axes, table, rows, marks, colors, optimizers)
+    rate_legend(figure, table, colors, marks)
     figure.suptitle("Generalisation gap at the end of training, by rate")
     return figure

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -10,13 +9,11 @@ from pipeline.figures.common import (
     DIVERGED_MARKER,
     KEYS,
     check_columns,
-    draw_rate_lines,
-    finish_rate_row,
-    hide_unused,
-    mark_handle,
+    draw_rate_rows,
+    finite,
     panel_grid,
+    rate_legend,
     schedule_colors,
-    schedule_handles,
     sorted_names,
 )
 
@@ -60,10 +57,9 @@ def sensitivity_table(runs: pd.DataFrame) -> pd.DataFrame:
     frame["lr"] = frame["lr"].astype(float)
     status = frame["status"].astype(str)
     for column, value in (("best_val_loss", "_loss"), ("best_val_accuracy", "_accuracy")):
-        numbers = pd.to_numeric(frame[column], errors="coerce").astype(float)
         # Only ok runs with a finite value count; others become NaN, which mean/std skip,
         # while the cell itself survives the groupby.
-        frame[value] = numbers.where((status == "ok") & np.isfinite(numbers))
+        frame[value] = finite(frame[column]).where(status == "ok")
     frame["_diverged"] = (status == "diverged").astype(int)
 
     groups = frame.groupby(KEYS, sort=True, dropna=False)
@@ -106,25 +102,12 @@ def draw_sensitivity(table: pd.DataFrame) -> Figure:
     colors = schedule_colors(sorted_names(table["schedule"]))
     figure, axes = panel_grid(2, len(optimizers), sharex=True, sharey="row", panel_size=(4.2, 3.4))
     marks = [("diverged", DIVERGED_MARKER, "diverged", "diverged (count)")]
-    lrs = table["lr"].to_numpy(dtype=float)
     rows = (
         ("val_loss_mean", "val_loss_std", "best val_loss\n(mean ± std over seeds)"),
         ("val_accuracy_mean", "val_accuracy_std", "best val_accuracy\n(mean ± std over seeds)"),
     )
-    for row, (mean_column, std_column, ylabel) in zip(axes, rows):
-        heights = draw_rate_lines(row, table, mean_column, std_column, marks, colors, optimizers)
-        finish_rate_row(row, lrs, heights, ylabel)
-        hide_unused(row, len(optimizers))
-    for ax, optimizer in zip(axes[0], optimizers):
-        ax.set_title(optimizer)
-    for ax in axes[1][: len(optimizers)]:
-        ax.set_xlabel("learning rate")
-
-    handles = schedule_handles(colors)
-    if (table["diverged"] > 0).any():
-        handles.append(mark_handle(DIVERGED_MARKER, "diverged (count)"))
-    if handles:
-        figure.legend(handles=handles, loc="outside right center", title="schedule", frameon=False)
+    draw_rate_rows(axes, table, rows, marks, colors, optimizers)
+    rate_legend(figure, table, colors, marks)
     figure.suptitle("Learning-rate sensitivity: best validation loss and accuracy by rate")
     return figure
 
