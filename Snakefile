@@ -12,6 +12,8 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     optimizer="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    search="[a-z_]+",
+    worker="[0-9]+",
     schedule="[A-Za-z0-9][A-Za-z0-9_.-]*",
     seed="[0-9]+",
     part="[0-9]+",
@@ -105,4 +107,5 @@ rule aggregate:
 
 
 include: "rules/finder.smk"
+include: "rules/hpo.smk"
 include: "rules/figures.smk"

@@ -8,6 +8,7 @@ from pipeline.cohort import cohort_spec
 from pipeline.compose import compose_study
 from pipeline.config import cohort_parts, StudyConfigError
 from pipeline.finder import centred_grid, finder_job_spec, read_suggestion
+from pipeline.hpo import hpo_job_spec, searches
 
 
 _unknown_keys = sorted(set(config) - {"overrides"})
@@ -28,6 +29,9 @@ STUDY_JSON = json.dumps(STUDY.as_dict())
 DATASET_JSON = json.dumps(STUDY.dataset)
 DIAGNOSIS_JSON = json.dumps(dataclasses.asdict(STUDY.diagnosis))
 FINDER_MODE = STUDY.settings.grid.mode == "finder"
+# Hyperparameter searches (none unless hpo.samplers is set): one job per search and worker.
+SEARCHES = searches(STUDY)
+HPO_SPECS = {search: json.dumps(hpo_job_spec(STUDY, search)) for search in SEARCHES}
 
 
 def rates_for(optimizer):
@@ -71,3 +75,8 @@ def train_spec(wildcards):
 def finder_spec(wildcards):
     """The JSON spec of one optimizer's LR range test (repeated over the study's seeds)."""
     return json.dumps(finder_job_spec(STUDY, wildcards.optimizer))
+
+
+def hpo_spec(wildcards):
+    """The JSON spec of one search (shared by its workers)."""
+    return HPO_SPECS[wildcards.search]

@@ -11,6 +11,9 @@ FIGURES = [
     "cost_to_target",
     "finder_curves",
 ]
+# With hyperparameter searches, their two figures and the method comparison join the report.
+HPO_FIGURES = ["hpo_history", "hpo_trials"] if SEARCHES else []
+REPORT_EXTRA = {"methods": f"{STUDY_DIR}/methods.csv"} if SEARCHES else {}
 
 
 localrules:
@@ -22,6 +25,8 @@ localrules:
     figure_schedule_comparison,
     figure_cost_to_target,
     figure_finder_curves,
+    figure_hpo_history,
+    figure_hpo_trials,
 
 
 rule figure_lr_sensitivity:
@@ -143,21 +148,53 @@ rule figure_finder_curves:
         " --out {output.figure} > {log} 2>&1"
 
 
+rule figure_hpo_history:
+    input:
+        trials=expand(f"{STUDY_DIR}/hpo/{{search}}/trials.csv", search=SEARCHES),
+        runs=f"{STUDY_DIR}/runs.csv",
+    output:
+        figure=report(f"{STUDY_DIR}/figures/hpo_history.png", caption="../report/hpo_history.rst", category="6. Hyperparameter search"),
+        table=f"{STUDY_DIR}/figures/hpo_history.csv",
+    log:
+        f"{STUDY_DIR}/logs/figures/hpo_history.log",
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.figures hpo_history --trials {input.trials} --runs {input.runs} --out {output.figure} > {log} 2>&1"
+
+
+rule figure_hpo_trials:
+    input:
+        trials=expand(f"{STUDY_DIR}/hpo/{{search}}/trials.csv", search=SEARCHES),
+        runs=f"{STUDY_DIR}/runs.csv",
+    output:
+        figure=report(f"{STUDY_DIR}/figures/hpo_trials.png", caption="../report/hpo_trials.rst", category="6. Hyperparameter search"),
+        table=f"{STUDY_DIR}/figures/hpo_trials.csv",
+    log:
+        f"{STUDY_DIR}/logs/figures/hpo_trials.log",
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.figures hpo_trials --trials {input.trials} --runs {input.runs} --out {output.figure} > {log} 2>&1"
+
+
 rule report_html:
     input:
         runs=f"{STUDY_DIR}/runs.csv",
         best=f"{STUDY_DIR}/best.csv",
         config=f"{STUDY_DIR}/config.yaml",
-        figures=expand(f"{STUDY_DIR}/figures/{{figure}}.png", figure=FIGURES),
+        figures=expand(f"{STUDY_DIR}/figures/{{figure}}.png", figure=FIGURES + HPO_FIGURES),
         finder=f"{STUDY_DIR}/finder_vs_grid.csv",
+        **REPORT_EXTRA,
     output:
         f"{STUDY_DIR}/report.html",
     params:
-        figures=" ".join(f"--figure {figure}={STUDY_DIR}/figures/{figure}.png" for figure in FIGURES),
+        figures=" ".join(f"--figure {figure}={STUDY_DIR}/figures/{figure}.png" for figure in FIGURES + HPO_FIGURES),
+        methods=f"--methods {STUDY_DIR}/methods.csv" if SEARCHES else "",
     log:
         f"{STUDY_DIR}/logs/report.log",
     conda:
         "../envs/pipeline.yaml"
     shell:
         "python -m pipeline.report --runs {input.runs} --best {input.best} --config {input.config}"
-        " {params.figures} --finder-table {input.finder} --out {output} > {log} 2>&1"
+        " {params.figures} --finder-table {input.finder} {params.methods} --out {output} > {log} 2>&1"
