@@ -3,9 +3,10 @@
 The page opens with the answer (the recommended rate per optimizer × schedule with its fit
 label, and which schedule won per optimizer), then the warnings of :mod:`pipeline.advice`, the
 figures with a reading aid each, the LR range test against the grid (only when its table,
-``finder_vs_grid.csv`` of :mod:`pipeline.finder_compare`, is given), the diverged runs per
-schedule, and what it takes to reproduce the study (settings, package versions, git commit,
-command).
+``finder_vs_grid.csv`` of :mod:`pipeline.finder_compare`, is given), the hyperparameter
+searches against the grid and the range test (only when the method comparison,
+``methods.csv`` of :mod:`pipeline.methods`, is given), the diverged runs per schedule, and
+what it takes to reproduce the study (settings, package versions, git commit, command).
 
 The page embeds its images as base64 data URIs and its CSS inline, and needs no JavaScript,
 so it can be mailed, attached to a ticket or opened offline on a phone and still be whole.
@@ -19,6 +20,8 @@ Command line::
     python -m pipeline.report --runs runs.csv --best best.csv --config config.yaml \\
         --figure lr_sensitivity=figures/lr_sensitivity.png \\
         [--figure finder_curves=figures/finder_curves.png --finder-table finder_vs_grid.csv] \\
+        [--figure hpo_history=figures/hpo_history.png --figure hpo_trials=figures/hpo_trials.png \\
+         --methods methods.csv] \\
         --out report.html
 """
 
@@ -40,6 +43,7 @@ from pipeline.config import lr_to_str
 from pipeline.diagnosis import FIT_COLORS, FIT_TEXT_COLORS
 from pipeline.finder_compare import closest_suggestions, short_rate
 from pipeline.io import write_text_atomic
+from pipeline.methods import METHOD_COLUMNS
 from pipeline.values import check_columns, is_finite, truthy
 
 #: Columns of ``best.csv`` the report reads.
@@ -108,11 +112,27 @@ FIGURE_CAPTIONS: Dict[str, tuple[str, str]] = {
         "smoothed); the vertical lines are the test's suggestions, shaded over their range across seeds, "
         "and an × at the top marks a loss that was no longer finite, where the test stopped.",
     ),
+    "hpo_history": (
+        "Hyperparameter search history",
+        "Each line is one search's best validation loss so far (complete trials only) against the trial "
+        "number (left) and the training seconds spent (right); the dashed line is the grid's best, and a "
+        "line that reaches it early found the grid's answer for less compute.",
+    ),
+    "hpo_trials": (
+        "Hyperparameter search trials",
+        "Every trial of a search at its rate, over the grid's mean best validation loss per rate (in "
+        "colour the optimizer × schedule the trials trained, grey the other grid cells): filled dots "
+        "completed, open dots were pruned, an × at the top diverged and a triangle at the top failed.",
+    ),
 }
 
 #: The figure shown inside the LR range test section (instead of among the figures) when the
 #: comparison table is given.
 FINDER_FIGURE = "finder_curves"
+
+#: The figures shown inside the hyperparameter search section (instead of among the figures)
+#: when the method comparison is given.
+HPO_FIGURES: tuple[str, ...] = ("hpo_history", "hpo_trials")
 
 #: Columns of ``finder_vs_grid.csv`` the report reads (``nearest_diverged`` too, where present).
 FINDER_COLUMNS: tuple[str, ...] = (
@@ -498,6 +518,133 @@ def _finder_html(finder: pd.DataFrame, figure: Optional[Path]) -> str:
     return "\n".join(parts)
 
 
+def _is_grid_rate(method: str) -> bool:
+    """Whether a method's rate is a grid rate (the grid, a range-test suggestion confirmed on it)."""
+    return method == "grid" or method.startswith("finder_")
+
+
+def _cost_text(epochs: Any, seconds: Any, template: str = "{epochs}, {seconds}") -> str:
+    """``11 epochs, 6.5 s``: compute spent, in ``template``; seconds only where recorded."""
+    count = int(float(epochs))
+    text = f"{count} epoch{'s' if count != 1 else ''}"
+    if not is_finite(seconds):
+        return text
+    return template.format(epochs=text, seconds=f"{float(seconds):.1f} s")
+
+
+def methods_sentence(methods: pd.DataFrame) -> str:
+    """One sentence: which method came within 1% of the grid's best with the least compute.
+
+    Compute is counted in epochs first (they do not depend on the machine or on how many
+    jobs shared it), seconds break ties; methods that tie on both are named together. A
+    range-test suggestion's cost is that of the grid runs that confirm it (the range test
+    itself is not in the table), and the sentence says so when one wins.
+    """
+    grid = methods[methods["method"].astype(str) == "grid"]
+    grid_best = float(grid["best_val_loss"].iloc[0]) if len(grid) else math.nan
+    target = "the grid's best validation loss" + (f" ({grid_best:.4f})" if is_finite(grid_best) else "")
+    pairs = zip(methods["reached"], methods["epochs_to_within_1pct"])
+    reached = methods[[truthy(value) and is_finite(epochs) for value, epochs in pairs]]
+    if reached.empty:
+        return f"No method came within 1% of {target}."
+    epochs = reached["epochs_to_within_1pct"].astype(float)
+    seconds = reached["seconds_to_within_1pct"].astype(float).fillna(math.inf)
+    fewest = reached[epochs == epochs.min()]
+    winners = fewest[seconds[fewest.index] == seconds[fewest.index].min()]
+    names = [str(name) for name in winners["method"]]
+    first = winners.iloc[0]
+    sentence = "{epochs} of training ({seconds})"
+    if names == ["grid"]:
+        return (
+            f"The grid itself came within 1% of {target} with the least compute: "
+            + _cost_text(first["epochs_to_within_1pct"], first["seconds_to_within_1pct"], sentence)
+            + "."
+        )
+    if len(names) == 1:
+        head = f"{names[0]} came"
+    else:
+        head = f"{', '.join(names[:-1])} and {names[-1]} came equally"
+    text = (
+        f"{head} within 1% of {target} with the least compute: "
+        + _cost_text(first["epochs_to_within_1pct"], first["seconds_to_within_1pct"], sentence)
+    )
+    if any(name.startswith("finder_") for name in names):
+        text += ", counting the grid runs that confirm the suggestion but not the range test itself"
+    if "grid" not in names and len(grid) and truthy(grid["reached"].iloc[0]):
+        row = grid.iloc[0]
+        grid_cost = _cost_text(row["epochs_to_within_1pct"], row["seconds_to_within_1pct"], "{epochs} ({seconds})")
+        text += f"; the grid took {grid_cost}"
+    return text + "."
+
+
+def _methods_table(methods: pd.DataFrame) -> str:
+    rows: List[List[tuple[str, str]]] = []
+    for _, row in methods.iterrows():
+        method = str(row["method"])
+        loss = f"{float(row['best_val_loss']):.4f}" if is_finite(row["best_val_loss"]) else "n/a"
+        if not is_finite(row["lr"]):
+            rate = "n/a"
+        else:
+            # Grid rates read back exactly (and match run paths); a search's rate is any float.
+            rate = format_rate(row["lr"]) if _is_grid_rate(method) else short_rate(row["lr"])
+        cell = "n/a" if pd.isna(row["optimizer"]) else f"{row['optimizer']} × {row['schedule']}"
+        reach = (
+            _cost_text(row["epochs_to_within_1pct"], row["seconds_to_within_1pct"])
+            if truthy(row["reached"]) and is_finite(row["epochs_to_within_1pct"])
+            else "never"
+        )
+        rows.append(
+            [
+                (_e(method), ""),
+                (_e(loss), "num"),
+                (_e(rate), "num"),
+                (_e(cell), ""),
+                (_e(int(float(row["runs"]))), "num"),
+                (_e(int(float(row["epochs"]))), "num"),
+                (_e(f"{float(row['seconds']):.1f}"), "num"),
+                (_e(reach), "num"),
+            ]
+        )
+    header = [
+        "method",
+        "best val_loss",
+        "rate",
+        "optimizer × schedule",
+        "trainings",
+        "epochs",
+        "seconds",
+        "compute to within 1% of the grid's best",
+    ]
+    return _table(header, rows, table_id="method-comparison")
+
+
+def _methods_html(methods: pd.DataFrame, figures: Mapping[str, Path]) -> str:
+    """The hyperparameter search section: its figures, the method comparison, one sentence."""
+    check_columns(methods, METHOD_COLUMNS, "methods table")
+    parts = [
+        '<section id="hyperparameter-search"><h2>Hyperparameter search</h2>',
+        "<p>Every way this study found a rate, on the same footing: the grid (every rate × seed), each "
+        "LR range test suggestion (confirmed by the grid runs at the grid rate nearest it) and each "
+        "search. For each: the lowest validation loss it found, the rate it chose, what it trained in "
+        "all, and the compute it had spent when it first came within 1% of the grid's best validation "
+        "loss (searches in trial order, the grid by rate then seed).</p>",
+    ]
+    for name in HPO_FIGURES:
+        if name in figures:
+            heading, caption = FIGURE_CAPTIONS[name]
+            parts.append(
+                f'<figure id="figure-{name}"><img src="{_image_data_uri(Path(figures[name]))}" alt="{_e(heading)}">'
+                f"<figcaption>{_e(caption)}</figcaption></figure>"
+            )
+    if methods.empty:
+        parts.append("<p>No method to compare.</p>")
+    else:
+        parts.append(_methods_table(methods))
+        parts.append(f'<ul class="findings"><li>{_e(methods_sentence(methods))}</li></ul>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def _study_name(study: Mapping[str, Any]) -> str:
     settings = study.get("study")
     if isinstance(settings, Mapping) and settings.get("name") is not None:
@@ -536,6 +683,7 @@ def build_report(
     figures: Mapping[str, Path],
     config_text: Optional[str] = None,
     finder: Optional[pd.DataFrame] = None,
+    methods: Optional[pd.DataFrame] = None,
 ) -> str:
     """Build the study report as one self-contained HTML page.
 
@@ -554,6 +702,12 @@ def build_report(
             "LR range test" section follows the figures and holds the ``finder_curves``
             figure. Without it the page has no such section (``finder_curves``, if given, is
             shown among the figures).
+        methods: The method comparison (``methods.csv`` of :mod:`pipeline.methods`); when
+            given, a "Hyperparameter search" section follows (after the LR range test, if
+            any) with the ``hpo_history`` and ``hpo_trials`` figures, the comparison table and
+            the method that came within 1% of the grid's best with the least compute. Without
+            it the page has no such section (the two figures, if given, are shown among the
+            figures).
 
     Returns:
         The HTML page.
@@ -586,11 +740,14 @@ def build_report(
 
     parts += ['<h2 id="warnings">Warnings</h2>', _warnings_html(study_warnings(runs, best, study))]
 
-    shown = {key: value for key, value in figures.items() if finder is None or key != FINDER_FIGURE}
+    moved = ({FINDER_FIGURE} if finder is not None else set()) | (set(HPO_FIGURES) if methods is not None else set())
+    shown = {key: value for key, value in figures.items() if key not in moved}
     parts += [_figure_html(figure_name, Path(path)) for figure_name, path in _ordered_figures(shown)]
     if finder is not None:
         finder_figure = figures.get(FINDER_FIGURE)
         parts.append(_finder_html(finder, Path(finder_figure) if finder_figure is not None else None))
+    if methods is not None:
+        parts.append(_methods_html(methods, figures))
 
     status = runs["status"].astype(str)
     total, ok, diverged = len(runs), int((status == "ok").sum()), int((status == "diverged").sum())
@@ -643,6 +800,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         default=None,
         help="finder_vs_grid.csv (python -m pipeline.finder_compare): adds the LR range test section",
     )
+    parser.add_argument(
+        "--methods",
+        type=Path,
+        default=None,
+        help="methods.csv (python -m pipeline.methods): adds the hyperparameter search section",
+    )
     parser.add_argument("--out", type=Path, required=True, help="HTML file to write")
     args = parser.parse_args(argv)
 
@@ -657,6 +820,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         figures=dict(args.figure),
         config_text=config_text,
         finder=pd.read_csv(args.finder_table) if args.finder_table is not None else None,
+        methods=pd.read_csv(args.methods) if args.methods is not None else None,
     )
     write_text_atomic(args.out, page)
 

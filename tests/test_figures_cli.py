@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from figures_synthetic import CONFIG, make_best, make_curves, make_finder, make_runs, make_suggestions
+from hpo_synthetic import make_trials
 
 from pipeline.figures import FIGURES, main
 
@@ -25,9 +26,12 @@ INPUTS: Dict[str, List[str]] = {
     "schedule_comparison": ["best"],
     "cost_to_target": ["runs"],
     "finder_curves": ["finder", "suggestions"],
+    "hpo_history": ["trials", "runs"],
+    "hpo_trials": ["trials", "runs"],
 }
 
-#: The study's file(s) of each input flag; the range test's inputs take one file per optimizer.
+#: The study's file(s) of each input flag; the range test's inputs take one file per optimizer,
+#: the searches' one file per search.
 FILES: Dict[str, List[str]] = {
     "runs": ["runs.csv"],
     "curves": ["curves.csv"],
@@ -35,6 +39,7 @@ FILES: Dict[str, List[str]] = {
     "config": ["config.yaml"],
     "finder": ["finder/adam/finder.csv", "finder/sgd/finder.csv"],
     "suggestions": ["finder/adam/suggestions.json", "finder/sgd/suggestions.json"],
+    "trials": ["hpo/random/trials.csv", "hpo/tpe_median/trials.csv"],
 }
 
 
@@ -44,14 +49,14 @@ def load(kind: str, paths: List[Path]) -> Any:
         return yaml.safe_load(paths[0].read_text())
     if kind == "suggestions":
         return [json.loads(path.read_text()) for path in paths]
-    if kind == "finder":
+    if kind in ("finder", "trials"):
         return pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
     return pd.read_csv(paths[0])
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A study folder with runs.csv, curves.csv, best.csv and config.yaml."""
+    """A study folder with runs.csv, curves.csv, best.csv, config.yaml, range tests and searches."""
     root = tmp_path_factory.mktemp("study")
     make_runs().to_csv(root / "runs.csv", index=False)
     make_curves().to_csv(root / "curves.csv", index=False)
@@ -61,6 +66,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / "finder" / optimizer).mkdir(parents=True)
         make_finder(optimizer).to_csv(root / "finder" / optimizer / "finder.csv", index=False)
         (root / "finder" / optimizer / "suggestions.json").write_text(json.dumps(make_suggestions(optimizer)))
+    for search in ("random", "tpe_median"):
+        (root / "hpo" / search).mkdir(parents=True)
+        make_trials(search).to_csv(root / "hpo" / search / "trials.csv", index=False)
     return root
 
 

@@ -1,6 +1,7 @@
 """Tests of pipeline.report: table rows, fit badges, edge warnings, the comparison sentence, the
-warnings and diverged sections, figure order, provenance, escaping, self-containment, and the
-LR range test section (only with ``--finder-table``)."""
+warnings and diverged sections, figure order, provenance, escaping, self-containment, the
+LR range test section (only with ``--finder-table``) and the hyperparameter search section (only
+with ``--methods``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from typing import Any, Dict, List
 
 import pandas as pd
 import pytest
+from hpo_synthetic import all_trials, make_finder_vs_grid, make_grid_best, make_grid_runs
 
 from pipeline.advice import study_warnings
 from pipeline.finder_compare import FINDER_VS_GRID_COLUMNS
+from pipeline.methods import method_comparison
 from pipeline.report import (
     BEST_COLUMNS,
     FIGURE_CAPTIONS,
@@ -27,6 +30,7 @@ from pipeline.report import (
     fit_badge,
     format_rate,
     main,
+    methods_sentence,
     relative_text,
     schedule_comparison,
 )
@@ -361,6 +365,8 @@ def test_every_announced_figure_has_a_caption() -> None:
         "schedule_comparison",
         "cost_to_target",
         "finder_curves",
+        "hpo_history",
+        "hpo_trials",
     ]
     for title, aid in FIGURE_CAPTIONS.values():
         assert title and aid and "\n" not in aid
@@ -400,6 +406,7 @@ def test_escaping_in_new_sections(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 # LR range test section (--finder-table)
 # --------------------------------------------------------------------------------------
+
 
 def make_finder_table(optimizer: str = "adam") -> pd.DataFrame:
     """finder_vs_grid.csv: adam over two schedules (valley wins), sgd with a tie and a miss."""
@@ -534,4 +541,156 @@ def test_cli_finder_table(tmp_path: Path, figure_path: Path) -> None:
         build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=make_finder_table())
     )
     assert '<figure id="figure-finder_curves">' in finder_section(page)
+    assert sorted(path.name for path in out.parent.iterdir()) == ["report.html"]
+
+
+# --------------------------------------------------------------------------------------
+# Hyperparameter search section (--methods)
+# --------------------------------------------------------------------------------------
+
+
+def make_methods() -> pd.DataFrame:
+    """methods.csv of the synthetic study of :mod:`hpo_synthetic` (its values: tests/test_methods.py)."""
+    return method_comparison(make_grid_runs(), make_grid_best(), all_trials(), make_finder_vs_grid())
+
+
+def hpo_section(page: str) -> str:
+    return page.split('<section id="hyperparameter-search">', 1)[1].split("</section>", 1)[0]
+
+
+def method_rows(page: str) -> List[List[str]]:
+    table = page.split('<table id="method-comparison">', 1)[1].split("</table>", 1)[0]
+    return [cells(row) for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1])]
+
+
+@pytest.fixture()
+def hpo_figures(tmp_path: Path, figure_path: Path) -> Dict[str, Path]:
+    figures = {"lr_sensitivity": figure_path}
+    for name in ("hpo_history", "hpo_trials"):
+        figures[name] = tmp_path / f"{name}.png"
+        figures[name].write_bytes(PNG + name.encode())
+    return figures
+
+
+def test_hpo_section_only_with_methods(hpo_figures: Dict[str, Path], figure_path: Path) -> None:
+    plain = build_report(make_runs(), make_best(), make_study(), hpo_figures)
+    assert "hyperparameter-search" not in plain and "method-comparison" not in plain
+    assert plain == build_report(make_runs(), make_best(), make_study(), hpo_figures, methods=None)
+    # Without the table the search figures are ordinary figures, with their headings.
+    for name in ("hpo_history", "hpo_trials"):
+        assert f'<section id="figure-{name}"><h2>{FIGURE_CAPTIONS[name][0]}</h2>' in plain
+
+    page = build_report(make_runs(), make_best(), make_study(), hpo_figures, finder=make_finder_table(), methods=make_methods())
+    order = ["<h2>Learning-rate sensitivity</h2>", '<section id="lr-range-test">',
+             '<section id="hyperparameter-search"><h2>Hyperparameter search</h2>', '<figure id="figure-hpo_history">',
+             '<figure id="figure-hpo_trials">', '<table id="method-comparison">', "<h2>Diverged runs per schedule</h2>"]  # fmt: skip
+    positions = [page.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    # The two figures move into the section, once each, with their reading aids.
+    assert page.count("<img ") == 3 and 'id="figure-hpo_history"><h2>' not in page
+    section = hpo_section(page)
+    for name in ("hpo_history", "hpo_trials"):
+        assert base64.b64encode(PNG + name.encode()).decode("ascii") in section
+        assert f"<figcaption>{html.escape(FIGURE_CAPTIONS[name][1])}</figcaption>" in section
+    # The rest of the page is the page without the section.
+    without = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=make_finder_table())
+    start = page.index('<section id="hyperparameter-search">')
+    end = page.index("</section>", start) + len("</section>\n")
+    assert page[:start] + page[end:] == without
+
+
+def test_hpo_section_without_its_figures(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, methods=make_methods())
+    section = hpo_section(page)
+    assert "<img " not in section and '<table id="method-comparison">' in section
+
+
+def test_method_table_rows(figure_path: Path) -> None:
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, methods=make_methods())
+    assert method_rows(page) == [
+        ["grid", "0.5000", "1e-2", "adam × cosine", "14", "52", "28.0", "24 epochs, 14.0 s"],
+        ["finder_steepest", "0.7500", "1e-3", "adam × cosine", "4", "16", "10.0", "never"],
+        ["finder_valley", "0.5000", "1e-2", "adam × cosine", "4", "16", "8.0", "8 epochs, 4.0 s"],
+        ["finder_minimum", "0.5000", "1e-1", "adam × cosine", "2", "6", "3.2", "4 epochs, 1.8 s"],
+        ["random", "0.5078", "2e-2", "adam × cosine", "5", "13", "8.2", "never"],
+        ["tpe_median", "0.4922", "1.5e-2", "adam × cosine", "6", "17", "9.8", "11 epochs, 6.5 s"],
+    ]
+    header = page.split('<table id="method-comparison">', 1)[1].split("</thead>", 1)[0]
+    assert re.findall(r"<th>(.*?)</th>", header) == [
+        "method", "best val_loss", "rate", "optimizer × schedule", "trainings", "epochs", "seconds",
+        "compute to within 1% of the grid&#x27;s best",
+    ]  # fmt: skip
+
+
+def test_methods_sentence(figure_path: Path) -> None:
+    methods = make_methods()
+    finder = (
+        "finder_minimum came within 1% of the grid's best validation loss (0.5000) with the least compute: 4 epochs "
+        "of training (1.8 s), counting the grid runs that confirm the suggestion but not the range test itself; "
+        "the grid took 24 epochs (14.0 s)."
+    )
+    assert methods_sentence(methods) == finder
+    section = hpo_section(
+        build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, methods=methods)
+    )
+    assert f'<ul class="findings"><li>{html.escape(finder)}</li></ul>' in section
+    searches = methods[~methods["method"].str.startswith("finder_")]
+    assert methods_sentence(searches) == (
+        "tpe_median came within 1% of the grid's best validation loss (0.5000) with the least compute: 11 epochs "
+        "of training (6.5 s); the grid took 24 epochs (14.0 s)."
+    )
+    assert methods_sentence(methods[methods["method"] == "grid"]) == (
+        "The grid itself came within 1% of the grid's best validation loss (0.5000) with the least compute: "
+        "24 epochs of training (14.0 s)."
+    )
+    # Equal epochs and seconds: named together. Equal epochs: fewer seconds wins.
+    tie = searches.copy()
+    tie.loc[tie["method"] == "random", ["reached", "epochs_to_within_1pct", "seconds_to_within_1pct"]] = [True, 11.0, 6.5]
+    assert methods_sentence(tie).startswith("random and tpe_median came equally within 1% of")
+    tie.loc[tie["method"] == "random", "seconds_to_within_1pct"] = 7.0
+    assert methods_sentence(tie).startswith("tpe_median came within 1%")
+    assert methods_sentence(methods.assign(reached=False)) == (
+        "No method came within 1% of the grid's best validation loss (0.5000)."
+    )
+
+
+def test_hpo_section_escaping(figure_path: Path) -> None:
+    evil = '<b>"tpe"</b>'
+    methods = make_methods()
+    methods.loc[methods["method"] == "tpe_median", ["method", "optimizer"]] = [evil, "<i>adam</i>"]
+    methods.loc[methods["method"].str.startswith("finder_"), "reached"] = False  # so that tpe wins
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, methods=methods)
+    section = hpo_section(page)
+    assert "<b>" not in section and "<i>" not in section
+    assert method_rows(page)[-1][:4] == [
+        "&lt;b&gt;&quot;tpe&quot;&lt;/b&gt;", "0.4922", "1.5e-2", "&lt;i&gt;adam&lt;/i&gt; × cosine"
+    ]
+    assert "<li>&lt;b&gt;&quot;tpe&quot;&lt;/b&gt; came within 1% of the grid&#x27;s best" in section
+
+
+def test_hpo_section_with_nothing_to_compare(figure_path: Path) -> None:
+    empty = make_methods().iloc[0:0]
+    section = hpo_section(build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, methods=empty))
+    assert "No method to compare" in section and "<table" not in section
+
+
+def test_cli_methods(tmp_path: Path, hpo_figures: Dict[str, Path]) -> None:
+    runs_path, best_path, config_path = tmp_path / "runs.csv", tmp_path / "best.csv", tmp_path / "config.yaml"
+    methods_path = tmp_path / "methods.csv"
+    make_runs().to_csv(runs_path, index=False)
+    make_best().to_csv(best_path, index=False)
+    make_methods().to_csv(methods_path, index=False)
+    config_path.write_text(CONFIG_TEXT, encoding="utf-8")
+    out = tmp_path / "out" / "report.html"
+    argv = ["--runs", str(runs_path), "--best", str(best_path), "--config", str(config_path), "--out", str(out)]
+    for name, path in hpo_figures.items():
+        argv += ["--figure", f"{name}={path}"]
+    main(argv)
+    assert "hyperparameter-search" not in out.read_text(encoding="utf-8")
+    main([*argv, "--methods", str(methods_path)])
+    page = out.read_text(encoding="utf-8")
+    # The CSV round trip (NaN costs, booleans) reads the same as the table itself.
+    direct = build_report(make_runs(), make_best(), make_study(), hpo_figures, methods=make_methods())
+    assert method_rows(page) == method_rows(direct) and hpo_section(page) == hpo_section(direct)
+    assert '<figure id="figure-hpo_trials">' in hpo_section(page)
     assert sorted(path.name for path in out.parent.iterdir()) == ["report.html"]

@@ -21,7 +21,8 @@ Modules: :mod:`~pipeline.figures.common` (colours, panels, markers, atomic savin
 :mod:`~pipeline.figures.gap` (``generalisation_gap``), :mod:`~pipeline.figures.shapes`
 (``schedule_shapes``), :mod:`~pipeline.figures.comparison` (``schedule_comparison``),
 :mod:`~pipeline.figures.cost` (``cost_to_target``), :mod:`~pipeline.figures.finder`
-(``finder_curves``, the LR range test), :mod:`~pipeline.figures.cli`.
+(``finder_curves``, the LR range test), :mod:`~pipeline.figures.hpo` (``hpo_history`` and
+``hpo_trials``, the hyperparameter searches), :mod:`~pipeline.figures.cli`.
 
 Command line (one subcommand per figure, only the inputs it needs)::
 
@@ -37,6 +38,14 @@ from pipeline.figures.curves import LEARNING_CURVES_COLUMNS, draw_learning_curve
 from pipeline.figures.finder import FINDER_CURVES_COLUMNS, draw_finder_curves, finder_curves_table, finder_y_range
 from pipeline.figures.fitting import FIT_COLORS, FIT_LABELS, FITTING_COLUMNS, draw_fitting_map, fitting_map_table
 from pipeline.figures.gap import GAP_COLUMNS, draw_generalisation_gap, generalisation_gap_table
+from pipeline.figures.hpo import (
+    HPO_HISTORY_COLUMNS,
+    HPO_TRIALS_COLUMNS,
+    draw_hpo_history,
+    draw_hpo_trials,
+    hpo_history_table,
+    hpo_trials_table,
+)
 from pipeline.figures.sensitivity import (
     SENSITIVITY_COLUMNS,
     draw_lr_sensitivity,
@@ -55,6 +64,8 @@ __all__ = [
     "FIT_COLORS",
     "FIT_LABELS",
     "GAP_COLUMNS",
+    "HPO_HISTORY_COLUMNS",
+    "HPO_TRIALS_COLUMNS",
     "LEARNING_CURVES_COLUMNS",
     "SENSITIVITY_COLUMNS",
     "SHAPES_COLUMNS",
@@ -63,6 +74,8 @@ __all__ = [
     "draw_finder_curves",
     "draw_fitting_map",
     "draw_generalisation_gap",
+    "draw_hpo_history",
+    "draw_hpo_trials",
     "draw_learning_curves",
     "draw_lr_sensitivity",
     "draw_schedule_comparison",
@@ -72,6 +85,8 @@ __all__ = [
     "finder_y_range",
     "fitting_map_table",
     "generalisation_gap_table",
+    "hpo_history_table",
+    "hpo_trials_table",
     "learning_curves_table",
     "lr_sensitivity_table",
     "main",

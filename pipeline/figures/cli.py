@@ -3,8 +3,8 @@
 Each figure is a subcommand that takes only the inputs it needs (``--runs runs.csv``,
 ``--curves curves.csv``, ``--best best.csv``, ``--config config.yaml``; the range test's
 ``--finder a.csv [b.csv ...]`` and ``--suggestions a.json [b.json ...]``, one file per
-optimizer), writes the image to ``--out`` and the table it draws next to it as
-``<stem>.csv``, both atomically.
+optimizer; the searches' ``--trials a.csv [b.csv ...]``, one file per search), writes the
+image to ``--out`` and the table it draws next to it as ``<stem>.csv``, both atomically.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pipeline.figures.curves import draw_learning_curves, learning_curves_table
 from pipeline.figures.finder import draw_finder_curves, finder_curves_table
 from pipeline.figures.fitting import draw_fitting_map, fitting_map_table
 from pipeline.figures.gap import draw_generalisation_gap, generalisation_gap_table
+from pipeline.figures.hpo import draw_hpo_history, draw_hpo_trials, hpo_history_table, hpo_trials_table
 from pipeline.figures.sensitivity import draw_sensitivity, sensitivity_table
 from pipeline.figures.shapes import draw_schedule_shapes, schedule_shapes_table
 
@@ -37,10 +38,12 @@ INPUT_HELP: Dict[str, str] = {
     "config": "config.yaml of the study (the resolved study)",
     "finder": "finder.csv of each optimizer's LR range test (one or more)",
     "suggestions": "suggestions.json of each optimizer's LR range test (one or more)",
+    "trials": "trials.csv of each hyperparameter search (one or more)",
 }
 
-#: Inputs given as one file per optimizer (``nargs="+"``): loaded and combined into one.
-MULTI_INPUTS: frozenset[str] = frozenset({"finder", "suggestions"})
+#: Inputs given as one file per optimizer or per search (``nargs="+"``): loaded and combined
+#: into one.
+MULTI_INPUTS: frozenset[str] = frozenset({"finder", "suggestions", "trials"})
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,18 @@ FIGURES: Dict[str, FigureSpec] = {
         finder_curves_table,
         draw_finder_curves,
     ),
+    "hpo_history": FigureSpec(
+        "hyperparameter search: best val_loss so far against trial number and training seconds, the grid's best as reference",
+        ("trials", "runs"),
+        hpo_history_table,
+        draw_hpo_history,
+    ),
+    "hpo_trials": FigureSpec(
+        "hyperparameter search: every trial's (lr, best val_loss) over the grid's sensitivity curves, a panel per search",
+        ("trials", "runs"),
+        hpo_trials_table,
+        draw_hpo_trials,
+    ),
 }
 
 
@@ -116,8 +131,9 @@ InputPaths = Union[Path, Sequence[Path]]
 def load_input(kind: str, path: InputPaths) -> Any:
     """An input: a DataFrame for the CSV tables, a mapping for ``config.yaml``.
 
-    Inputs of :data:`MULTI_INPUTS` take a list of files: the ``finder.csv`` files are
-    concatenated into one DataFrame, the ``suggestions.json`` files become a list of mappings.
+    Inputs of :data:`MULTI_INPUTS` take a list of files: the ``finder.csv`` and
+    ``trials.csv`` files are concatenated into one DataFrame, the ``suggestions.json`` files
+    become a list of mappings.
     """
     if kind in MULTI_INPUTS:
         paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(item) for item in path]

@@ -28,7 +28,7 @@ from pipeline.config import lr_to_str  # noqa: E402
 from pipeline.io import write_atomic  # noqa: E402
 # The figure modules take their column check and number parsing from here: the same ones as
 # the report's and the finder comparison's (pipeline.values, free of matplotlib).
-from pipeline.values import check_columns, numeric  # noqa: E402, F401 - check_columns is re-exported
+from pipeline.values import check_columns, numeric  # noqa: E402
 
 #: The key of a grid cell: one optimizer, one schedule, one rate.
 KEYS: List[str] = ["optimizer", "schedule", "lr"]
@@ -50,6 +50,22 @@ MARK_MARGIN = 0.04
 
 #: Marker of diverged runs, in every figure.
 DIVERGED_MARKER = "x"
+
+#: The top marker of diverged runs for :func:`draw_rate_figure`: ``(count column, marker,
+#: gid, legend label)``, counted in a table's ``diverged`` column.
+DIVERGED_MARK: Tuple[str, str, str, str] = ("diverged", DIVERGED_MARKER, "diverged", "diverged (count)")
+
+
+def select_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> pd.DataFrame:
+    """A figure table's input: a copy of the ``columns`` of ``frame``, with ``lr`` as float.
+
+    Raises:
+        ValueError: naming the missing columns (:func:`check_columns`); ``what`` names the frame.
+    """
+    check_columns(frame, columns, what)
+    selected = frame.loc[:, list(columns)].copy()
+    selected["lr"] = selected["lr"].astype(float)
+    return selected
 
 
 def finite(values: pd.Series) -> pd.Series:
@@ -333,28 +349,41 @@ def finish_rate_row(axes: Sequence[Axes], lrs: np.ndarray, heights: Mapping[str,
         reserve_top_strip(axes[0], min(heights.values()) - MARK_MARGIN)
 
 
-def draw_rate_rows(
-    axes: np.ndarray,
+def draw_rate_figure(
     table: pd.DataFrame,
     rows: Sequence[Tuple[str, str, str]],
     marks: Sequence[Tuple[str, str, str, str]],
-    colors: Mapping[str, Color],
-    optimizers: Sequence[str],
-) -> None:
-    """Draw and finish a grid of rate panels: one row per summary, one column per optimizer.
+    *,
+    sharey: bool | str = "row",
+    panel_size: Tuple[float, float] = (4.2, 3.6),
+    zero_line: bool = False,
+) -> Figure:
+    """A figure of per-rate summaries: a column per optimizer, a row per summary.
 
-    Each row is drawn by :func:`draw_rate_lines` and finished by :func:`finish_rate_row`;
-    panels past the optimizers are switched off, the top row is titled by optimizer and the
-    bottom row labelled "learning rate".
+    Shared by the figures that plot a summary per optimizer × schedule × rate against a log
+    rate axis (sensitivity, generalisation gap, cost to target). Each row is drawn by
+    :func:`draw_rate_lines` and finished by :func:`finish_rate_row`; the top row is titled by
+    optimizer, the bottom row labelled "learning rate", and the legend on the right lists the
+    schedules, then each kind of top marker the table uses (a positive count somewhere). The
+    caller adds the title.
 
     Args:
-        axes: The panels, a row per entry of ``rows`` (as from :func:`panel_grid`).
         table: Rows of optimizer, schedule, lr and the columns named in ``rows`` and ``marks``.
-        rows: Per row: ``(mean column, std column or "", y label)``.
-        marks: As for :func:`draw_rate_lines`, the same in every row.
-        colors: Colour of each schedule (also the schedules drawn, in this order).
-        optimizers: The optimizer of each column.
+        rows: Per row of panels: ``(mean column, std column or "", y label)``.
+        marks: As for :func:`draw_rate_lines`, the same in every row; the label is the legend's.
+        sharey: As for :meth:`Figure.subplots`.
+        panel_size: Width and height of one panel in inches.
+        zero_line: Draw a dotted line at y = 0 in every panel, under the data.
+
+    Returns:
+        The figure (not attached to pyplot).
     """
+    optimizers = sorted_names(table["optimizer"])
+    colors = schedule_colors(sorted_names(table["schedule"]))
+    figure, axes = panel_grid(len(rows), len(optimizers), sharex=True, sharey=sharey, panel_size=panel_size)
+    if zero_line:
+        for ax in axes[:, : len(optimizers)].flat:
+            ax.axhline(0.0, color="0.5", linewidth=1, linestyle=":")
     lrs = table["lr"].to_numpy(dtype=float)
     for row, (mean_column, std_column, ylabel) in zip(axes, rows):
         heights = draw_rate_lines(row, table, mean_column, std_column, marks, colors, optimizers)
@@ -364,25 +393,13 @@ def draw_rate_rows(
         ax.set_title(optimizer)
     for ax in axes[-1][: len(optimizers)]:
         ax.set_xlabel("learning rate")
-
-
-def rate_legend(
-    figure: Figure,
-    table: pd.DataFrame,
-    colors: Mapping[str, Color],
-    marks: Sequence[Tuple[str, str, str, str]],
-) -> None:
-    """The legend of a figure drawn by :func:`draw_rate_rows`, outside on the right.
-
-    The schedules first, then an entry per kind of top marker (its legend label from
-    ``marks``) that the table actually uses, i.e. whose count column is positive somewhere.
-    """
     handles = schedule_handles(colors)
     for count_column, marker, _, label in marks:
         if (table[count_column] > 0).any():
             handles.append(mark_handle(marker, label))
     if handles:
         figure.legend(handles=handles, loc="outside right center", title="schedule", frameon=False)
+    return figure
 
 
 # --------------------------------------------------------------------------------------

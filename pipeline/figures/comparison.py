@@ -21,6 +21,7 @@ from pipeline.figures.common import (
     panel_grid,
     rate_label,
     schedule_colors,
+    select_columns,
     sorted_names,
 )
 
@@ -51,9 +52,7 @@ def schedule_comparison_table(best: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The table, sorted by optimizer and rank, with a fresh RangeIndex.
     """
-    check_columns(best, BEST_COLUMNS, "best")
-    frame = best.loc[:, list(BEST_COLUMNS)].copy()
-    frame["lr"] = frame["lr"].astype(float)
+    frame = select_columns(best, BEST_COLUMNS, "best")
     frame["best_val_loss_mean"] = numeric(frame["best_val_loss_mean"])
     frame["best_val_loss_std"] = numeric(frame["best_val_loss_std"])
     frame["_loss"] = frame["best_val_loss_mean"].where(np.isfinite(frame["best_val_loss_mean"]))

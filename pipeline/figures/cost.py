@@ -9,12 +9,9 @@ from matplotlib.figure import Figure
 from pipeline.figures.common import (
     KEYS,
     check_columns,
-    draw_rate_rows,
+    draw_rate_figure,
     finite,
-    panel_grid,
-    rate_legend,
-    schedule_colors,
-    sorted_names,
+    select_columns,
 )
 
 #: Columns of ``runs.csv`` the table reads.
@@ -63,9 +60,7 @@ def cost_to_target_table(runs: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The table, sorted by optimizer, schedule and lr, with a fresh RangeIndex.
     """
-    check_columns(runs, RUNS_COLUMNS, "runs")
-    frame = runs.loc[:, list(RUNS_COLUMNS)].copy()
-    frame["lr"] = frame["lr"].astype(float)
+    frame = select_columns(runs, RUNS_COLUMNS, "runs")
     epochs = finite(frame["epochs_to_target"])
     frame["_epochs"] = epochs
     frame["_seconds"] = finite(frame["seconds_to_target"]).where(epochs.notna())
@@ -103,16 +98,12 @@ def draw_cost_to_target(table: pd.DataFrame) -> Figure:
         The figure (not attached to pyplot).
     """
     check_columns(table, COST_COLUMNS, "cost-to-target table")
-    optimizers = sorted_names(table["optimizer"])
-    colors = schedule_colors(sorted_names(table["schedule"]))
-    figure, axes = panel_grid(2, len(optimizers), sharex=True, sharey="row", panel_size=(4.2, 3.2))
     marks = [("never", NEVER_MARKER, "never", "never reached\n(count)")]
     rows = (
         ("epochs_mean", "", "epochs to target\n(mean over seeds that reached it)"),
         ("seconds_mean", "", "seconds to target\n(mean over seeds that reached it)"),
     )
-    draw_rate_rows(axes, table, rows, marks, colors, optimizers)
-    rate_legend(figure, table, colors, marks)
+    figure = draw_rate_figure(table, rows, marks, panel_size=(4.2, 3.2))
     targets = table["target_accuracy"].to_numpy(dtype=float)
     targets = targets[np.isfinite(targets)]
     target = f"val_accuracy ≥ {targets.max():.4g}" if targets.size else "the target accuracy"

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from pipeline.diagnosis import FIT_COLORS, FIT_LABELS, FIT_TEXT_COLORS, fit_of_cell
-from pipeline.figures.common import KEYS, check_columns, hide_unused, panel_grid, rate_label, sorted_names
+from pipeline.figures.common import KEYS, check_columns, hide_unused, panel_grid, rate_label, select_columns, sorted_names
 
 #: The text written in a cell. Initial letters, except that "unstable" and "underfit" share
 #: theirs, so both get a second letter.
@@ -41,10 +41,8 @@ def fitting_map_table(runs: pd.DataFrame) -> pd.DataFrame:
     Raises:
         ValueError: naming a missing column or an unknown fit label.
     """
-    check_columns(runs, RUNS_COLUMNS, "runs")
+    frame = select_columns(runs, RUNS_COLUMNS, "runs")
     rows: List[Dict[str, object]] = []
-    frame = runs.loc[:, list(RUNS_COLUMNS)].copy()
-    frame["lr"] = frame["lr"].astype(float)
     for (optimizer, schedule, lr), cell in frame.groupby(KEYS, sort=True):
         labels = cell["fit"].tolist()
         counts = Counter(labels)

@@ -6,16 +6,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.figures.common import (
-    DIVERGED_MARKER,
+    DIVERGED_MARK,
     KEYS,
     check_columns,
-    draw_rate_rows,
+    draw_rate_figure,
     finite,
-    panel_grid,
-    rate_legend,
-    schedule_colors,
     seed_std,
-    sorted_names,
+    select_columns,
 )
 
 #: Columns of ``runs.csv`` the gap table reads.
@@ -40,9 +37,7 @@ def generalisation_gap_table(runs: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The table, sorted by optimizer, schedule and lr, with a fresh RangeIndex.
     """
-    check_columns(runs, RUNS_COLUMNS, "runs")
-    frame = runs.loc[:, list(RUNS_COLUMNS)].copy()
-    frame["lr"] = frame["lr"].astype(float)
+    frame = select_columns(runs, RUNS_COLUMNS, "runs")
     status = frame["status"].astype(str)
     frame["_gap"] = finite(frame["gap"]).where(status == "ok")
     frame["_diverged"] = (status == "diverged").astype(int)
@@ -75,14 +70,8 @@ def draw_generalisation_gap(table: pd.DataFrame) -> Figure:
         The figure (not attached to pyplot).
     """
     check_columns(table, GAP_COLUMNS, "gap table")
-    optimizers = sorted_names(table["optimizer"])
-    colors = schedule_colors(sorted_names(table["schedule"]))
-    figure, axes = panel_grid(1, len(optimizers), sharex=True, sharey=True)
-    marks = [("diverged", DIVERGED_MARKER, "diverged", "diverged (count)")]
-    for ax in axes[0][: len(optimizers)]:
-        ax.axhline(0.0, color="0.5", linewidth=1, linestyle=":")
+    marks = [DIVERGED_MARK]
     rows = (("gap_mean", "gap_std", "final val_loss − loss\n(mean ± std over seeds)"),)
-    draw_rate_rows(axes, table, rows, marks, colors, optimizers)
-    rate_legend(figure, table, colors, marks)
+    figure = draw_rate_figure(table, rows, marks, sharey=True, zero_line=True)
     figure.suptitle("Generalisation gap at the end of training, by rate")
     return figure

@@ -6,15 +6,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.figures.common import (
-    DIVERGED_MARKER,
+    DIVERGED_MARK,
     KEYS,
     check_columns,
-    draw_rate_rows,
+    draw_rate_figure,
     finite,
-    panel_grid,
-    rate_legend,
-    schedule_colors,
-    sorted_names,
+    select_columns,
 )
 
 #: Columns of ``runs.csv`` the sensitivity table reads.
@@ -52,9 +49,7 @@ def sensitivity_table(runs: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The table, sorted by optimizer, schedule and lr, with a fresh RangeIndex.
     """
-    check_columns(runs, RUNS_COLUMNS, "runs")
-    frame = runs.loc[:, list(RUNS_COLUMNS)].copy()
-    frame["lr"] = frame["lr"].astype(float)
+    frame = select_columns(runs, RUNS_COLUMNS, "runs")
     status = frame["status"].astype(str)
     for column, value in (("best_val_loss", "_loss"), ("best_val_accuracy", "_accuracy")):
         # Only ok runs with a finite value count; others become NaN, which mean/std skip,
@@ -98,16 +93,12 @@ def draw_sensitivity(table: pd.DataFrame) -> Figure:
         The figure; it is not attached to pyplot, so the caller owns (and may drop) it.
     """
     check_columns(table, SENSITIVITY_COLUMNS, "sensitivity table")
-    optimizers = sorted_names(table["optimizer"])
-    colors = schedule_colors(sorted_names(table["schedule"]))
-    figure, axes = panel_grid(2, len(optimizers), sharex=True, sharey="row", panel_size=(4.2, 3.4))
-    marks = [("diverged", DIVERGED_MARKER, "diverged", "diverged (count)")]
+    marks = [DIVERGED_MARK]
     rows = (
         ("val_loss_mean", "val_loss_std", "best val_loss\n(mean ± std over seeds)"),
         ("val_accuracy_mean", "val_accuracy_std", "best val_accuracy\n(mean ± std over seeds)"),
     )
-    draw_rate_rows(axes, table, rows, marks, colors, optimizers)
-    rate_legend(figure, table, colors, marks)
+    figure = draw_rate_figure(table, rows, marks, panel_size=(4.2, 3.4))
     figure.suptitle("Learning-rate sensitivity: best validation loss and accuracy by rate")
     return figure
 
