@@ -239,3 +239,25 @@ def test_lr_range_test_and_finder_centred_grid(tmp_path):
     assert len(comparison) == 2 * 1 * 3  # optimizers x schedules x suggestion kinds
     html = (results / "report.html").read_text()
     assert "LR range test" in html
+
+
+def test_hyperparameter_search_through_the_workflow(tmp_path):
+    """hpo=tpe: worker jobs share one journal, run exactly the budget, and land in the report."""
+    workdir = make_workdir(tmp_path / "w")
+    overrides = (
+        "overrides=study=smoke study.name=search hpo=tpe hpo.trials=4 hpo.workers=2 "
+        "optimizer=[adam] schedule=[constant]"
+    )
+    result = snakemake(workdir, "--cores", "2", "--config", overrides)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    results = workdir / "results" / "search"
+    trials = pd.read_csv(results / "hpo" / "tpe" / "trials.csv")
+    assert trials["trial"].tolist() == [0, 1, 2, 3]
+    assert set(trials["state"]) <= {"complete", "pruned"}
+    ran = [json.loads((results / "hpo" / "tpe" / f"worker{k}.done").read_text())["trials"] for k in (0, 1)]
+    assert sorted(ran[0] + ran[1]) == [0, 1, 2, 3]
+    methods = pd.read_csv(results / "methods.csv")
+    assert {"grid", "tpe"} <= set(methods["method"])
+    assert "Hyperparameter search" in (results / "report.html").read_text()
+    again = snakemake(workdir, "-n", "--cores", "2", "--config", overrides)
+    assert "Nothing to be done" in again.stdout + again.stderr
