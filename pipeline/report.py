@@ -398,6 +398,15 @@ def _figure_html(name: str, path: Path) -> str:
     )
 
 
+def _section_figure(name: str, path: Path) -> str:
+    """A known figure inside a section of its own (the range test, the searches), with its aid."""
+    heading, caption = FIGURE_CAPTIONS[name]
+    return (
+        f'<figure id="figure-{_e(name)}"><img src="{_image_data_uri(Path(path))}" alt="{_e(heading)}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
 def _suggested_text(row: Mapping[str, Any]) -> str:
     """``2e-4 (1e-4–4e-4, 2 seeds)``: a summary suggestion and its range over seeds."""
     if not is_finite(row["suggested_lr"]):
@@ -502,11 +511,7 @@ def _finder_html(finder: pd.DataFrame, figure: Optional[Path]) -> str:
         "have found it).</p>",
     ]
     if figure is not None:
-        heading, caption = FIGURE_CAPTIONS[FINDER_FIGURE]
-        parts.append(
-            f'<figure id="figure-{FINDER_FIGURE}"><img src="{_image_data_uri(Path(figure))}" alt="{_e(heading)}">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>"
-        )
+        parts.append(_section_figure(FINDER_FIGURE, Path(figure)))
     if finder.empty:
         parts.append("<p>No optimizer of the range test is in the grid: there is nothing to compare.</p>")
     else:
@@ -629,13 +634,7 @@ def _methods_html(methods: pd.DataFrame, figures: Mapping[str, Path]) -> str:
         "all, and the compute it had spent when it first came within 1% of the grid's best validation "
         "loss (searches in trial order, the grid by rate then seed).</p>",
     ]
-    for name in HPO_FIGURES:
-        if name in figures:
-            heading, caption = FIGURE_CAPTIONS[name]
-            parts.append(
-                f'<figure id="figure-{name}"><img src="{_image_data_uri(Path(figures[name]))}" alt="{_e(heading)}">'
-                f"<figcaption>{_e(caption)}</figcaption></figure>"
-            )
+    parts += [_section_figure(name, Path(figures[name])) for name in HPO_FIGURES if name in figures]
     if methods.empty:
         parts.append("<p>No method to compare.</p>")
     else:
