@@ -39,6 +39,7 @@ from pipeline.config import (
     conf_dir,
     grid_rates,
 )
+from pipeline.finder import SUGGESTIONS
 
 
 def parse_overrides(overrides: Union[None, str, Sequence[Any]]) -> List[str]:
@@ -304,7 +305,6 @@ def check_diagnosis(diagnosis: DiagnosisConfig) -> DiagnosisConfig:
     return diagnosis
 
 
-FINDER_SUGGESTIONS = ("steepest", "valley", "minimum")
 GRID_MODES = ("fixed", "finder")
 
 
@@ -394,9 +394,9 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
     grid = settings.grid
     if grid.mode not in GRID_MODES:
         raise StudyConfigError(f"study.grid.mode={grid.mode!r} is not a grid mode; valid: {', '.join(GRID_MODES)}")
-    if grid.finder_suggestion not in FINDER_SUGGESTIONS:
+    if grid.finder_suggestion not in SUGGESTIONS:
         raise StudyConfigError(
-            f"study.grid.finder_suggestion={grid.finder_suggestion!r} is not a suggestion; valid: {', '.join(FINDER_SUGGESTIONS)}"
+            f"study.grid.finder_suggestion={grid.finder_suggestion!r} is not a suggestion; valid: {', '.join(SUGGESTIONS)}"
         )
     if not (math.isfinite(grid.finder_decades) and grid.finder_decades > 0):
         raise StudyConfigError(f"study.grid.finder_decades={grid.finder_decades!r} must be > 0")

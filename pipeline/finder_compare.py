@@ -31,11 +31,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.aggregate import rate_table
+from pipeline.finder import SUGGESTIONS
 from pipeline.io import write_atomic
 from pipeline.values import check_columns, finite_number, numeric
 
-#: The summary suggestions of a range test, in the order the tables list them.
-SUGGESTION_KINDS: tuple[str, ...] = ("steepest", "valley", "minimum")
+#: The summary suggestions of a range test, in the order the tables list them (the range
+#: test's own list).
+SUGGESTION_KINDS: tuple[str, ...] = tuple(SUGGESTIONS)
 
 #: Columns of :func:`finder_vs_grid`, in order.
 FINDER_VS_GRID_COLUMNS: tuple[str, ...] = (
