@@ -3,7 +3,9 @@
 A cohort is the set of runs that share optimizer, schedule, seed, model and data and differ
 only in learning rate. Training them in one process pays TensorFlow's start-up (~4 s, ~650
 MB) once. Runs already complete with the same configuration (same ``config_hash``) are
-skipped, so a re-run job, or a grid extended by a few rates, only trains what is missing.
+skipped, so a re-run job, or a grid extended by a few rates, only trains what is missing; a
+run that was interrupted (job killed, node lost, SLURM requeue) resumes from its last
+completed epoch (:mod:`pipeline.resume`).
 
 The job ends by writing a manifest (the Snakemake output) listing its run folders.
 """
@@ -52,7 +54,7 @@ def train_cohort(spec: Mapping[str, Any], data_file: Path, threads: int | None =
             status = json.loads((out_dir / "summary.json").read_text())["status"]
             print(f"{out_dir}: up to date ({status}), skipped", flush=True)
         else:
-            status = train_run(run_config, arrays, out_dir, device)["status"]
+            status = train_run(run_config, arrays, out_dir, device, resumable=True)["status"]
             print(f"{out_dir}: {status} in {time.perf_counter() - started:.1f} s", flush=True)
         entries.append({"lr": float(lr), "run_dir": str(out_dir), "status": status})
     return entries

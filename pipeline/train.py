@@ -198,23 +198,34 @@ def train_run(
     device: str = "",
     callbacks: Sequence[Any] = (),
     extra_summary: Optional[Callable[[Dict[str, Any]], Mapping[str, Any]]] = None,
+    resumable: bool = False,
 ) -> Dict[str, Any]:
     """Train one run and write its folder; returns the summary. A diverged run is a result.
 
     ``callbacks`` run after the recorder (e.g. a pruning callback that stops training through
     ``model.stop_training``, which sees each epoch's validation loss); ``extra_summary`` is
     called with the summary once training ended and its keys are added to ``summary.json``
-    before it is written (e.g. a trial's number and final state).
+    before it is written (e.g. a trial's number and final state). With ``resumable``, the
+    run's state is saved at every epoch end and a run killed earlier carries on from its last
+    completed epoch (:mod:`pipeline.resume`).
+
+    Each epoch's batches are a permutation of the training set drawn from ``(seed, epoch)``,
+    so an epoch sees the same batches however the run got there.
     """
     import keras
 
     from pipeline.config import config_hash
     from pipeline.data import num_classes
     from pipeline.models import build_model
+    from pipeline.resume import STATE_FILE, epoch_batches, load_state, make_saver, restore_state
     from pipeline.schedules import build_schedule
 
     training = run_config["training"]
     started = time.perf_counter()
+    out_dir = Path(out_dir)
+    run_hash = config_hash(dict(run_config))
+    state_path = out_dir / STATE_FILE
+    state = load_state(state_path, run_hash) if resumable else None
     keras.backend.clear_session()
     keras.utils.set_random_seed(training["seed"])
     keras.mixed_precision.set_global_policy("mixed_float16" if training["mixed_precision"] else "float32")
@@ -224,7 +235,7 @@ def train_run(
     schedule = build_schedule(run_config["schedule"], training["lr"], steps_per_epoch, training["epochs"])
     model = build_model(run_config["model"], x_train.shape[1:], num_classes(arrays))
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    reference_loss = initial_loss(model, loss, x_train, y_train, training["batch_size"])
+    reference_loss = state["reference_loss"] if state else initial_loss(model, loss, x_train, y_train, training["batch_size"])
     model.compile(
         optimizer=build_optimizer(run_config["optimizer"], schedule),
         loss=loss,
@@ -233,16 +244,33 @@ def train_run(
         steps_per_execution=training["steps_per_execution"],
     )
     recorder = _make_recorder(training["divergence_factor"], reference_loss)
-    model.fit(
-        x_train,
-        y_train,
-        batch_size=training["batch_size"],
-        epochs=training["epochs"],
-        validation_data=(arrays["x_val"], arrays["y_val"]),
-        shuffle=True,
-        verbose=0,
-        callbacks=[recorder, *callbacks],
-    )
+    seconds_before = 0.0
+    if state:
+        try:
+            restore_state(model, state)
+        except ValueError as error:
+            raise ValueError(f"{state_path}: {error}; delete it to train this run from the start") from error
+        recorder.rows = list(state["rows"])
+        recorder.diverged_epoch = state["diverged_epoch"]
+        seconds_before = float(state["seconds"])
+        print(f"{out_dir}: resuming after epoch {len(recorder.rows)} of {training['epochs']}", flush=True)
+    start_epoch = len(recorder.rows)
+    if recorder.diverged_epoch is None and start_epoch < training["epochs"]:
+        batches, shuffle = epoch_batches(x_train, y_train, training["batch_size"], training["seed"])
+        saver = []
+        if resumable:
+            meta = {"config_hash": run_hash, "reference_loss": reference_loss}
+            saver = [make_saver(state_path, recorder, meta, seconds_before, started)]
+        model.fit(
+            batches,
+            epochs=training["epochs"],
+            initial_epoch=start_epoch,
+            validation_data=(arrays["x_val"], arrays["y_val"]),
+            validation_batch_size=training["batch_size"],
+            shuffle=False,  # the batches are already shuffled, by (seed, epoch)
+            verbose=0,
+            callbacks=[shuffle, recorder, *callbacks, *saver],
+        )
     summary = summarise(recorder.rows, recorder.diverged_epoch)
     summary.update(
         {
@@ -253,19 +281,20 @@ def train_run(
             "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
             "steps_per_epoch": steps_per_epoch,
             "initial_loss": reference_loss,
-            "seconds": time.perf_counter() - started,
+            "seconds": seconds_before + time.perf_counter() - started,
+            "resumed_from_epoch": start_epoch if state else None,
             "device": device,
             "threads": thread_settings(),
             "versions": package_versions(),
-            "config_hash": config_hash(dict(run_config)),
+            "config_hash": run_hash,
         }
     )
     if extra_summary is not None:
         summary.update(extra_summary(summary))
-    out_dir = Path(out_dir)
     write_history(recorder.rows, out_dir / "history.csv")
     write_yaml_atomic(out_dir / "config.yaml", dict(run_config))
     write_json_atomic(out_dir / "summary.json", summary)
+    state_path.unlink(missing_ok=True)
     return summary
 
 
@@ -330,7 +359,7 @@ def run_single(study: Any, optimizer: str, schedule: str, seed: int, lr: float, 
     out_dir = run_dir(study_dir, optimizer, schedule, seed, lr)
     run_config = study.run_config(optimizer, schedule, seed, lr)
     run_config["dataset"]["digest"] = arrays_digest(arrays)
-    summary = train_run(run_config, arrays, out_dir, device)
+    summary = train_run(run_config, arrays, out_dir, device, resumable=True)
     print(
         f"{out_dir}: {summary['status']}, best val_loss {summary['best_val_loss']:.4f} at epoch {summary['best_epoch']}, "
         f"{summary['seconds']:.1f} s"
