@@ -77,6 +77,7 @@ rule train:
     resources:
         mem_mb=2000,
         runtime=60,
+        **GPU_RESOURCES,
     log:
         f"{STUDY_DIR}/logs/train/{{optimizer}}/{{schedule}}/seed{{seed}}/part{{part}}.log",
     benchmark:

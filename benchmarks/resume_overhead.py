@@ -24,7 +24,8 @@ from typing import Any, Dict, List, Mapping
 
 from pipeline.compose import compose_study
 from pipeline.data import build_dataset
-from pipeline.train import configure_tensorflow, train_run
+from pipeline.device import configure_tensorflow
+from pipeline.train import train_run
 
 
 def keras_shuffle_run(run_config: Mapping[str, Any], arrays: Mapping[str, Any]) -> None:

@@ -19,7 +19,8 @@ import pandas as pd
 
 from pipeline.compose import compose_study
 from pipeline.data import build_dataset
-from pipeline.train import configure_tensorflow, train_run
+from pipeline.device import configure_tensorflow
+from pipeline.train import train_run
 
 
 def main() -> None:

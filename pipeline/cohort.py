@@ -30,6 +30,7 @@ def cohort_spec(study: Any, optimizer: str, schedule: str, seed: int, rates: Lis
         "seed": seed,
         "rates": list(rates),
         "deterministic": study.settings.deterministic,
+        "gpus": study.settings.gpus,
         "base": study.run_config(optimizer, schedule, seed, rates[0]),
     }
 
@@ -38,9 +39,10 @@ def train_cohort(spec: Mapping[str, Any], data_file: Path, threads: int | None =
     """Train (or skip, when complete) every rate of a cohort spec; returns one entry per run."""
     from pipeline.config import run_dir
     from pipeline.data import arrays_digest, load_npz
-    from pipeline.train import configure_tensorflow, is_complete, train_run
+    from pipeline.device import configure_tensorflow
+    from pipeline.train import is_complete, train_run
 
-    device = configure_tensorflow(threads=threads, deterministic=spec["deterministic"])
+    device = configure_tensorflow(threads=threads, deterministic=spec["deterministic"], gpus=spec.get("gpus", 0))
     arrays = load_npz(data_file)
     digest = arrays_digest(arrays)
     entries = []

@@ -383,6 +383,18 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> Study:
         raise StudyConfigError(f"study.cohort_size={settings.cohort_size} must be >= 0 (0 = whole cohort per job)")
     if settings.steps_per_execution < 1:
         raise StudyConfigError(f"study.steps_per_execution={settings.steps_per_execution} must be >= 1")
+    if settings.gpus not in (0, 1):
+        raise StudyConfigError(
+            f"study.gpus={settings.gpus} must be 0 (CPU jobs) or 1 (one GPU per job: a job trains its runs one "
+            "after another on one device; more GPUs run more jobs at once)"
+        )
+    if settings.gpu_model is not None:
+        if not settings.gpus:
+            raise StudyConfigError(f"study.gpu_model={settings.gpu_model!r} needs study.gpus=1")
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", settings.gpu_model):
+            raise StudyConfigError(
+                f"study.gpu_model={settings.gpu_model!r} must be a SLURM GPU type name (letters, digits, '_', '.'), e.g. a100"
+            )
     if not settings.divergence_factor > 1:
         raise StudyConfigError(f"study.divergence_factor={settings.divergence_factor} must be > 1")
     if not settings.seeds:

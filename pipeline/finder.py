@@ -29,7 +29,7 @@ Command line (one Snakemake job per optimizer)::
 
 TensorFlow and Keras are imported inside functions: the Snakefile imports this module for
 :func:`centred_grid` and :func:`read_suggestion`, and the CLI must set the thread counts
-(:func:`pipeline.train.configure_tensorflow`) before TensorFlow is first imported.
+(:func:`pipeline.device.configure_tensorflow`) before TensorFlow is first imported.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def range_test(
     result's ``attrs["stopped"]`` says why (``"non_finite"``, ``"stop_factor"``) or is
     ``None`` when the ramp reached ``end_lr``.
 
-    Call :func:`pipeline.train.configure_tensorflow` first (threads, op determinism).
+    Call :func:`pipeline.device.configure_tensorflow` first (threads, op determinism).
     """
     import keras
     import pandas as pd
@@ -378,6 +378,7 @@ def finder_job_spec(study: Any, optimizer: str) -> Dict[str, Any]:
         "batch_size": study.settings.batch_size,
         "seeds": list(study.settings.seeds),
         "deterministic": study.settings.deterministic,
+        "gpus": study.settings.gpus,
     }
 
 
@@ -415,10 +416,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
 
-    from pipeline.train import configure_tensorflow
+    from pipeline.device import configure_tensorflow
 
     # Before anything imports TensorFlow: thread counts only apply to pools not yet created.
-    configure_tensorflow(threads=args.threads, deterministic=bool(spec.get("deterministic", True)))
+    configure_tensorflow(
+        threads=args.threads, deterministic=bool(spec.get("deterministic", True)), gpus=int(spec.get("gpus", 0))
+    )
     from pipeline.data import load_npz
 
     table, document = run_finder(spec, load_npz(args.data))

@@ -154,6 +154,7 @@ def hpo_job_spec(study: Any, search: str) -> Dict[str, Any]:
         "study_dir": study_dir,
         "journal": f"{study_dir}/hpo/{search}/journal.log",
         "deterministic": bool(study.settings.deterministic),
+        "gpus": int(study.settings.gpus),
     }
 
 
@@ -563,9 +564,9 @@ def run_worker(
             started = time.perf_counter()
             try:
                 if device is None:
-                    from pipeline.train import configure_tensorflow
+                    from pipeline.device import configure_tensorflow
 
-                    device = configure_tensorflow(threads, spec["deterministic"])
+                    device = configure_tensorflow(threads, spec["deterministic"], gpus=int(spec.get("gpus", 0)))
                 params, summary, state, value = train_trial(trial, spec, arrays, digest, device, worker)
             except Exception as error:  # a failed trial is recorded; the search goes on
                 traceback.print_exc(file=sys.stderr)

@@ -14,14 +14,13 @@ As a Hydra app, one run from the command line writes the same folder the workflo
 
     python -m pipeline.train optimizer=adam schedule=cosine lr=3e-3 seed=1
 
-TensorFlow is imported inside :func:`configure_tensorflow`, after the thread-count
-environment variables are set.
+TensorFlow is imported inside :func:`pipeline.device.configure_tensorflow`, after the
+thread-count environment variables are set.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import platform
 import time
 from pathlib import Path
@@ -30,53 +29,6 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from pipeline.io import write_atomic, write_json_atomic, write_yaml_atomic
 
 HISTORY_COLUMNS = ["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
-
-
-def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = True) -> str:
-    """Set up TensorFlow once per process; returns the device training runs on.
-
-    Thread counts follow the job's ``threads`` so that parallel jobs don't oversubscribe the
-    cores; they only take effect if set before TensorFlow is imported. GPUs get memory
-    growth so that several jobs can share one device.
-    """
-    if threads:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
-        os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import tensorflow as tf
-
-    if threads:
-        # The environment variables cover thread pools created at import; the API call makes
-        # the setting explicit and readable back (it is recorded in each summary.json).
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # TensorFlow already ran in this process: its pools are fixed now
-            pass
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised in this process: growth was set before
-            pass
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU:0 ({details.get('device_name', 'unknown')})"
-    return f"CPU ({platform.processor() or platform.machine()})"
-
-
-def thread_settings() -> Dict[str, int]:
-    """TensorFlow's intra/inter-op thread counts in this process (0 = TensorFlow's default: all cores)."""
-    import tensorflow as tf
-
-    return {
-        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-    }
 
 
 def package_versions() -> Dict[str, str]:
@@ -216,6 +168,7 @@ def train_run(
 
     from pipeline.config import config_hash
     from pipeline.data import num_classes
+    from pipeline.device import thread_settings
     from pipeline.models import build_model
     from pipeline.resume import STATE_FILE, epoch_batches, load_state, make_saver, restore_state
     from pipeline.schedules import build_schedule

@@ -29,6 +29,12 @@ STUDY_JSON = json.dumps(STUDY.as_dict())
 DATASET_JSON = json.dumps(STUDY.dataset)
 DIAGNOSIS_JSON = json.dumps(dataclasses.asdict(STUDY.diagnosis))
 FINDER_MODE = STUDY.settings.grid.mode == "finder"
+# What each TensorFlow job (train, lr_finder, hpo_worker) asks for: Snakemake's `gpu` resource,
+# which `--resources gpu=N` caps on one machine and the SLURM executor turns into --gpus
+# (with `gpu_model`, --gpus=<model>:<n>). See pipeline/device.py for how a job picks its GPU.
+GPU_RESOURCES = {"gpu": STUDY.settings.gpus}
+if STUDY.settings.gpu_model:
+    GPU_RESOURCES["gpu_model"] = STUDY.settings.gpu_model
 # Hyperparameter searches (none unless hpo.samplers is set): one job per search and worker.
 SEARCHES = searches(STUDY)
 HPO_SPECS = {search: json.dumps(hpo_job_spec(STUDY, search)) for search in SEARCHES}

@@ -24,6 +24,7 @@ checkpoint lr_finder:
     resources:
         mem_mb=2000,
         runtime=30,
+        **GPU_RESOURCES,
     log:
         f"{STUDY_DIR}/logs/finder/{{optimizer}}.log",
     benchmark:

@@ -21,6 +21,7 @@ rule hpo_worker:
     resources:
         mem_mb=2000,
         runtime=120,
+        **GPU_RESOURCES,
     log:
         f"{STUDY_DIR}/logs/hpo/{{search}}/worker{{worker}}.log",
     benchmark:

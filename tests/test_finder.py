@@ -248,7 +248,7 @@ BLOWUP = FinderConfig(start_lr=1e-5, end_lr=100.0, steps=60, skip_start=5, skip_
 @pytest.fixture(scope="module")
 def arrays():
     from pipeline.data import digits
-    from pipeline.train import configure_tensorflow
+    from pipeline.device import configure_tensorflow
 
     configure_tensorflow(threads=2, deterministic=True)
     return digits()
@@ -338,7 +338,7 @@ def test_the_finder_leaves_no_trace_on_training_runs(arrays, tmp_path, monkeypat
 
     study = compose_study("study=smoke study.epochs=2 optimizer=adam schedule=constant")
     spec = json.loads(json.dumps(finder_job_spec(study, "adam")))  # what the Snakefile passes
-    assert set(spec) == {"optimizer", "optimizer_options", "model", "finder", "batch_size", "seeds", "deterministic"}
+    assert set(spec) == {"optimizer", "optimizer_options", "model", "finder", "batch_size", "seeds", "deterministic", "gpus"}
     assert spec["optimizer_options"] == {"type": "adam"} and FinderConfig(**spec["finder"]) == study.finder
     run_config = study.run_config("adam", "constant", 0, 0.01)
     train_run(run_config, arrays, tmp_path / "runs" / "before")

@@ -155,6 +155,7 @@ class FakeCallback:
 @pytest.fixture
 def fake_training(monkeypatch):
     """Replace TensorFlow training with a function of the rate; ``fail_for`` rates raise."""
+    import pipeline.device
     import pipeline.train
 
     calls: Dict[str, Any] = {"fail_for": set(), "trained": []}
@@ -172,7 +173,7 @@ def fake_training(monkeypatch):
         return summary
 
     monkeypatch.setattr(pipeline.train, "train_run", fake_train_run)
-    monkeypatch.setattr(pipeline.train, "configure_tensorflow", lambda threads=None, deterministic=True: "fake")
+    monkeypatch.setattr(pipeline.device, "configure_tensorflow", lambda threads=None, deterministic=True, gpus=0: "fake")
     monkeypatch.setattr(hpo, "make_pruning_callback", lambda trial: FakeCallback())
     return calls
 

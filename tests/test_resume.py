@@ -19,7 +19,8 @@ from pipeline.compose import compose_study
 from pipeline.config import config_hash, run_dir
 from pipeline.data import build_dataset, save_npz
 from pipeline.resume import STATE_FILE, epoch_batches, load_state, save_state
-from pipeline.train import configure_tensorflow, train_run
+from pipeline.device import configure_tensorflow
+from pipeline.train import train_run
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,8 @@ from pipeline.cohort import cohort_spec
 from pipeline.compose import compose_study
 from pipeline.config import config_hash, run_dir
 from pipeline.data import build_dataset, save_npz
-from pipeline.train import HISTORY_COLUMNS, configure_tensorflow, is_complete, summarise, train_run
+from pipeline.device import configure_tensorflow
+from pipeline.train import HISTORY_COLUMNS, is_complete, summarise, train_run
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = "study=smoke study.epochs=3 schedule=[constant,cosine] optimizer=[adam,momentum]"

@@ -1,0 +1,111 @@
+"""Where a job trains: TensorFlow's threads, GPUs and determinism, set once per process.
+
+A job that asks for GPUs (``study.gpus``, the rules' ``gpu`` resource) trains on one:
+
+- On SLURM (or wherever ``CUDA_VISIBLE_DEVICES`` is set), the scheduler already chose the
+  device: the job uses the first GPU it sees.
+- On a machine with several GPUs and no scheduler, ``snakemake --resources gpu=N`` runs at
+  most N GPU jobs at once, but every job sees every GPU. Each job therefore claims a free
+  GPU through a lock file (``claim_gpu``): N jobs spread over N GPUs instead of piling onto
+  the first. The lock is an ``flock`` held for the life of the process, so a killed job
+  frees its GPU.
+- A job that asked for a GPU and sees none stops with an error before it trains, instead of
+  running silently on the CPU.
+
+Memory growth is on for every GPU, so that several jobs can share one device (TensorFlow
+otherwise reserves nearly all of its memory for the first process).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+#: Machine-wide folder of GPU lock files (one per user, so that users don't share locks).
+GPU_LOCK_DIR = Path(tempfile.gettempdir()) / f"lrstudy-gpu-locks-{os.getuid()}"
+
+# Lock files held by this process: closing one (at exit, or when killed) releases the GPU.
+_held_locks: List[object] = []
+
+
+def claim_gpu(count: int, lock_dir: Path = GPU_LOCK_DIR) -> Optional[int]:
+    """Claim the first of ``count`` GPUs that no other process holds; returns its index, or
+    None when all are taken (more GPU jobs than GPUs: the caller shares the first one)."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        handle = open(lock_dir / f"gpu{index}.lock", "a+")  # noqa: SIM115 - held for the process' life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _held_locks.append(handle)
+        return index
+    return None
+
+
+def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = True, gpus: int = 0) -> str:
+    """Set up TensorFlow once per process; returns the device training runs on.
+
+    Thread counts follow the job's ``threads`` so that parallel jobs don't oversubscribe the
+    cores; they only take effect if set before TensorFlow is imported. ``gpus`` is what the
+    job asked the scheduler for: with ``gpus >= 1`` a missing GPU is an error (see the
+    module's docstring for how the GPU is chosen).
+    """
+    if threads:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as tf
+
+    if threads:
+        # The environment variables cover thread pools created at import; the API call makes
+        # the setting explicit and readable back (it is recorded in each summary.json).
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already ran in this process: its pools are fixed now
+            pass
+    gpus_seen = tf.config.list_physical_devices("GPU")
+    if gpus and not gpus_seen:
+        raise RuntimeError(
+            f"study.gpus={gpus}: this job asked for a GPU, but TensorFlow sees none "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')!s}, "
+            f"TensorFlow built with CUDA: {tf.test.is_built_with_cuda()}). "
+            "Run on a machine or partition with GPUs, or set study.gpus=0 to train on the CPU."
+        )
+    chosen = 0
+    if gpus and len(gpus_seen) > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        claimed = claim_gpu(len(gpus_seen))
+        chosen = claimed if claimed is not None else 0
+        try:
+            tf.config.set_visible_devices([gpus_seen[chosen]], "GPU")
+        except RuntimeError:  # already initialised in this process: keep its devices
+            chosen = 0
+    for gpu in gpus_seen:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError):  # initialised already, or hidden by set_visible_devices
+            pass
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if gpus_seen:
+        details = tf.config.experimental.get_device_details(gpus_seen[chosen])
+        return f"GPU:{chosen} ({details.get('device_name', 'unknown')})"
+    return f"CPU ({platform.processor() or platform.machine()})"
+
+
+def thread_settings() -> Dict[str, int]:
+    """TensorFlow's intra/inter-op thread counts in this process (0 = TensorFlow's default: all cores)."""
+    import tensorflow as tf
+
+    return {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
