@@ -304,11 +304,12 @@ def run_single(study: Any, optimizer: str, schedule: str, seed: int, lr: float, 
     """Train one run of a study into the same folder the workflow uses; returns the folder."""
     from pipeline.config import run_dir
     from pipeline.data import arrays_digest, build_dataset
+    from pipeline.device import configure_tensorflow
 
     # Built in memory (MNIST-1D takes ~2 s): a cached file could be stale for this config.
     arrays = build_dataset(study.dataset)
     study_dir = results / study.name
-    device = configure_tensorflow(deterministic=study.settings.deterministic)
+    device = configure_tensorflow(deterministic=study.settings.deterministic, gpus=study.settings.gpus)
     out_dir = run_dir(study_dir, optimizer, schedule, seed, lr)
     run_config = study.run_config(optimizer, schedule, seed, lr)
     run_config["dataset"]["digest"] = arrays_digest(arrays)
