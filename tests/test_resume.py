@@ -168,3 +168,39 @@ def test_a_training_job_killed_mid_run_resumes_and_ends_with_an_identical_histor
 def saved_epochs_from_log(stdout: str) -> int:
     line = next(line for line in stdout.splitlines() if "resuming after epoch" in line)
     return int(line.split("resuming after epoch")[1].split()[0])
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("switch", ["study.mixed_precision=true", "model=cnn"])
+def test_an_interrupted_run_resumes_identically_with_mixed_precision_and_a_cnn(switch, tmp_path):
+    """The state covers a loss-scaling optimizer's own variables (mixed precision) and conv
+    layers: a run stopped after epoch 2 and resumed equals an uninterrupted one."""
+    import keras
+
+    study = compose_study(f"study=smoke study.epochs=4 optimizer=[adam] schedule=[cosine] {switch}")
+    arrays = build_dataset(study.dataset)
+    configure_tensorflow(threads=1)
+    run_config = study.run_config("adam", "cosine", 0, 0.003)
+
+    class StopAfterSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:  # the third epoch ends before its state is saved: the state says 2
+                raise Interrupt
+
+    try:
+        reference = train_run(run_config, arrays, tmp_path / "reference")
+        with pytest.raises(Interrupt):
+            train_run(run_config, arrays, tmp_path / "run", callbacks=[StopAfterSecondEpoch()], resumable=True)
+        assert saved_epochs(tmp_path / "run" / STATE_FILE) == 2
+        resumed = train_run(run_config, arrays, tmp_path / "run", resumable=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert resumed["resumed_from_epoch"] == 2 and resumed["steps"] == reference["steps"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "run" / "history.csv").drop(columns="seconds"),
+        pd.read_csv(tmp_path / "reference" / "history.csv").drop(columns="seconds"),
+        check_exact=True,
+    )
