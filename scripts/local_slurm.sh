@@ -81,13 +81,33 @@ pid_of() { # the recorded PID of daemon $1, or nothing
     [[ -s $file ]] && cat "$file" || true
 }
 
-# True when daemon $1's recorded PID is alive and still that program (not a reused PID).
+# True when daemon $1's recorded PID is alive (not a zombie waiting to be reaped) and still that
+# program (not a reused PID).
 running() {
-    local pid comm
+    local pid comm stat
     pid=$(pid_of "$1")
     [[ -n $pid ]] || return 1
     comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-    [[ $comm == "$1" ]]
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ $comm == "$1" && ${stat%% *} != Z ]]
+}
+
+# Start daemon $1 (the command line that follows) in the background, in a session of its own, its
+# output in STATE/$1.out; record its PID and wait until that PID runs the daemon's program (until
+# then /proc/PID/comm still names the shell, setsid or setpriv that execs into it).
+launch() {
+    local name=$1 pid waited=0
+    shift
+    setsid "$@" </dev/null >"$STATE/$name.out" 2>&1 &
+    pid=$!
+    echo "$pid" >"$STATE/$name.pid"
+    until running "$name"; do
+        kill -0 "$pid" 2>/dev/null || fail_start "$name exited at once"
+        ((waited < 100)) || fail_start "$name (PID $pid) did not start within 10 s"
+        sleep 0.1
+        waited=$((waited + 1))
+    done
 }
 
 stop_daemon() {
@@ -105,7 +125,12 @@ stop_daemon() {
         if running "$name"; then
             say "$name (PID $pid) ignored SIGTERM for ${STOP_TIMEOUT}s: SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true
-            while running "$name"; do sleep 0.1; done
+            waited=0
+            while running "$name" && ((waited < 50)); do
+                sleep 0.1
+                waited=$((waited + 1))
+            done
+            running "$name" && die "$name (PID $pid) survived SIGKILL"
         fi
         say "stopped $name (PID $pid)"
     fi
@@ -214,10 +239,8 @@ start_munged() {
         return
     fi
     rm -f "$MUNGE_RUN/munge.socket.2" "$MUNGE_RUN/munge.socket.2.lock" "$MUNGE_RUN/munged.pid"
-    # setpriv execs munged, so \$! is munged's own PID; -F keeps it in the foreground.
-    setsid setpriv --reuid=munge --regid=munge --init-groups munged -F \
-        </dev/null >"$STATE/munged.out" 2>&1 &
-    echo $! >"$STATE/munged.pid"
+    # setsid and setpriv exec, so the recorded PID is munged's own; -F keeps it in the foreground.
+    launch munged setpriv --reuid=munge --regid=munge --init-groups munged -F
     local waited=0
     until munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; do
         running munged || fail_start "munged exited"
@@ -251,8 +274,7 @@ cmd_start() {
     write_conf "$node"
     start_munged
 
-    setsid slurmctld -D </dev/null >"$STATE/slurmctld.out" 2>&1 &
-    echo $! >"$STATE/slurmctld.pid"
+    launch slurmctld slurmctld -D
     local waited=0
     until scontrol ping 2>/dev/null | grep -q "is UP"; do
         running slurmctld || fail_start "slurmctld exited"
@@ -262,8 +284,7 @@ cmd_start() {
     done
     say "slurmctld running (PID $(pid_of slurmctld))"
 
-    setsid slurmd -D -N "$node" </dev/null >"$STATE/slurmd.out" 2>&1 &
-    echo $! >"$STATE/slurmd.pid"
+    launch slurmd slurmd -D -N "$node"
     waited=0
     local state=""
     while true; do
