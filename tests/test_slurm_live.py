@@ -3,17 +3,21 @@
 A single-node cluster on this machine (scripts/local_slurm.sh: munged, slurmctld, slurmd started
 by hand, no accounting) runs the smoke study; its tables must equal a local run's, its jobs must
 have gone through sbatch, and the profile's grouping must have put several training jobs into one
-cluster job. Needs root and the SLURM packages (`scripts/local_slurm.sh install`): skipped without
+cluster job. A second study is run with `--slurm-requeue` and its training job requeued mid-run
+(`scontrol requeue`, what preemption does): it must resume from its saved epoch and end equal to
+an uninterrupted local run. Needs root and the SLURM packages (`scripts/local_slurm.sh install`): skipped without
 them, except under CI, where it fails instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,3 +234,80 @@ def test_jobs_went_through_slurm_and_training_was_grouped(cluster, slurm_run):
     groups = len(job_ids["group_training_train"])
     assert groups < training_jobs, f"{training_jobs} training jobs went out as {groups} cluster jobs"
     assert groups == -(-training_jobs // per_group), f"{training_jobs} training jobs in groups of {per_group} are not {groups} cluster jobs"
+
+
+REQUEUE_STUDY = (
+    "overrides=study=smoke dataset=mnist1d study.name=requeue study.epochs=60 optimizer=[adam] "
+    "schedule=[constant] study.grid.values=[0.003]"
+)
+REQUEUE_TARGET = "results/requeue/runs.csv"
+
+
+def saved_epochs(state_file: Path) -> int:
+    import numpy as np
+
+    try:
+        with np.load(state_file) as stored:
+            return len(json.loads(str(stored["meta"]))["rows"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return 0
+
+
+def scontrol(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["scontrol", *arguments], check=False, capture_output=True, text=True, timeout=30)
+
+
+def test_a_requeued_training_job_resumes_from_its_last_epoch_and_matches_a_local_run(cluster, tmp_path):
+    """`--slurm-requeue`: SLURM requeues the training job mid-run (as preemption does); the job
+    starts again, resumes from the saved epoch, and the run equals an uninterrupted local one."""
+    local = make_workdir(tmp_path / "local")
+    result, output = snakemake(local, "--cores", "2", "--config", REQUEUE_STUDY, "--", REQUEUE_TARGET)
+    assert result.returncode == 0, failure_report(output, local, None)
+
+    workdir = make_workdir(tmp_path / "cluster")
+    arguments = [argument if argument != STUDY else REQUEUE_STUDY for argument in slurm_arguments(cluster)]
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("SLURM_")}
+    environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), environment.get("PATH", "")])
+    log = tmp_path / "snakemake.log"
+    run_folder = Path("results/requeue/runs/adam/constant/seed0/lr3e-3")
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *arguments, "--slurm-requeue", "--", REQUEUE_TARGET],
+            cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=environment, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + RUN_TIMEOUT
+            while saved_epochs(workdir / run_folder / "resume.npz") < 3 and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            submitted = dict((Path(log_file).parts[-2], int(job_id)) for job_id, log_file in SUBMITTED.findall(log.read_text()))
+            assert "group_training_train" in submitted or "rule_train" in submitted, failure_report(log.read_text(), workdir, cluster)
+            job_id = str(submitted.get("group_training_train", submitted.get("rule_train")))
+            requeued = scontrol("requeue", job_id)
+            assert requeued.returncode == 0, requeued.stdout + requeued.stderr
+            epochs_at_requeue = saved_epochs(workdir / run_folder / "resume.npz")
+            # SLURM holds a requeued job back for a while (BeginTime); let it start again now.
+            for _ in range(100):
+                if scontrol("update", f"jobid={job_id}", "StartTime=now").returncode == 0:
+                    break
+                time.sleep(0.2)
+            process.wait(timeout=max(1, deadline - time.monotonic()))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    output = log.read_text()
+    assert process.returncode == 0, failure_report(output, workdir, cluster)
+    job = scontrol("show", "job", job_id).stdout
+    assert "Restarts=1" in job and "Requeue=1" in job, job
+    summary = json.loads((workdir / run_folder / "summary.json").read_text())
+    assert 3 <= epochs_at_requeue < 60, f"the job was not requeued mid-run ({epochs_at_requeue} epochs saved)"
+    assert summary["resumed_from_epoch"] is not None and summary["resumed_from_epoch"] >= epochs_at_requeue
+    assert not (workdir / run_folder / "resume.npz").exists()
+    pd.testing.assert_frame_equal(
+        pd.read_csv(workdir / run_folder / "history.csv").drop(columns="seconds"),
+        pd.read_csv(local / run_folder / "history.csv").drop(columns="seconds"),
+        check_exact=True,
+    )
+    pd.testing.assert_frame_equal(
+        comparable(pd.read_csv(workdir / REQUEUE_TARGET)), comparable(pd.read_csv(local / REQUEUE_TARGET)), check_exact=False, rtol=1e-6, atol=1e-12
+    )
