@@ -118,6 +118,16 @@ def load_state(path: Path, config_hash: str) -> Optional[Dict[str, Any]]:
     return {**meta, "arrays": arrays}
 
 
+def saved_epochs(path: Path) -> int:
+    """How many epochs the state at ``path`` holds (0 without a readable state): how far an
+    unfinished run got, whatever its configuration."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return len(json.loads(str(stored["meta"]))["rows"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return 0
+
+
 def restore_state(model: Any, state: Mapping[str, Any]) -> None:
     """Assign a saved state's variables to a freshly built and compiled model.
 

@@ -18,7 +18,7 @@ from pipeline.cohort import cohort_spec
 from pipeline.compose import compose_study
 from pipeline.config import config_hash, run_dir
 from pipeline.data import build_dataset, save_npz
-from pipeline.resume import STATE_FILE, epoch_batches, load_state, save_state
+from pipeline.resume import STATE_FILE, epoch_batches, load_state, save_state, saved_epochs
 from pipeline.device import configure_tensorflow
 from pipeline.train import train_run
 
@@ -105,14 +105,6 @@ def test_an_unreadable_state_is_not_resumed_and_a_mismatched_one_names_the_file(
 def job_command(spec: dict, data_file: Path, manifest: Path) -> list:
     return [sys.executable, "-m", "pipeline.cohort", "--spec", json.dumps(spec), "--data", str(data_file),
             "--threads", "1", "--manifest", str(manifest)]  # fmt: skip
-
-
-def saved_epochs(state_file: Path) -> int:
-    try:
-        with np.load(state_file) as stored:
-            return len(json.loads(str(stored["meta"]))["rows"])
-    except (OSError, ValueError, KeyError, EOFError):
-        return 0
 
 
 @pytest.mark.slow

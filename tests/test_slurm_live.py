@@ -25,6 +25,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.resume import STATE_FILE, saved_epochs
+
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -243,16 +245,6 @@ REQUEUE_STUDY = (
 REQUEUE_TARGET = "results/requeue/runs.csv"
 
 
-def saved_epochs(state_file: Path) -> int:
-    import numpy as np
-
-    try:
-        with np.load(state_file) as stored:
-            return len(json.loads(str(stored["meta"]))["rows"])
-    except (OSError, ValueError, KeyError, EOFError):
-        return 0
-
-
 def scontrol(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(["scontrol", *arguments], check=False, capture_output=True, text=True, timeout=30)
 
@@ -277,14 +269,14 @@ def test_a_requeued_training_job_resumes_from_its_last_epoch_and_matches_a_local
         )  # fmt: skip
         try:
             deadline = time.monotonic() + RUN_TIMEOUT
-            while saved_epochs(workdir / run_folder / "resume.npz") < 3 and process.poll() is None and time.monotonic() < deadline:
+            while saved_epochs(workdir / run_folder / STATE_FILE) < 3 and process.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
             submitted = dict((Path(log_file).parts[-2], int(job_id)) for job_id, log_file in SUBMITTED.findall(log.read_text()))
             assert "group_training_train" in submitted or "rule_train" in submitted, failure_report(log.read_text(), workdir, cluster)
             job_id = str(submitted.get("group_training_train", submitted.get("rule_train")))
             requeued = scontrol("requeue", job_id)
             assert requeued.returncode == 0, requeued.stdout + requeued.stderr
-            epochs_at_requeue = saved_epochs(workdir / run_folder / "resume.npz")
+            epochs_at_requeue = saved_epochs(workdir / run_folder / STATE_FILE)
             # SLURM holds a requeued job back for a while (BeginTime); let it start again now.
             for _ in range(100):
                 if scontrol("update", f"jobid={job_id}", "StartTime=now").returncode == 0:
@@ -302,7 +294,7 @@ def test_a_requeued_training_job_resumes_from_its_last_epoch_and_matches_a_local
     summary = json.loads((workdir / run_folder / "summary.json").read_text())
     assert 3 <= epochs_at_requeue < 60, f"the job was not requeued mid-run ({epochs_at_requeue} epochs saved)"
     assert summary["resumed_from_epoch"] is not None and summary["resumed_from_epoch"] >= epochs_at_requeue
-    assert not (workdir / run_folder / "resume.npz").exists()
+    assert not (workdir / run_folder / STATE_FILE).exists()
     pd.testing.assert_frame_equal(
         pd.read_csv(workdir / run_folder / "history.csv").drop(columns="seconds"),
         pd.read_csv(local / run_folder / "history.csv").drop(columns="seconds"),
