@@ -31,7 +31,7 @@ from pipeline.train import HISTORY_COLUMNS
 RUN_COLUMNS = [
     "optimizer", "schedule", "lr", "seed", "status", "best_val_loss", "best_val_accuracy", "best_epoch",
     "final_loss", "final_val_loss", "final_val_accuracy", "diverged_epoch", "epochs_run", "steps",
-    "val_accuracy_at_best", "seconds", "initial_loss", "run_dir",
+    "val_accuracy_at_best", "seconds", "initial_loss", "device", "resumed_from_epoch", "run_dir",
 ]  # fmt: skip
 CURVE_KEYS = ["optimizer", "schedule", "lr", "seed"]
 BEST_COLUMNS = [
@@ -52,7 +52,7 @@ def read_runs(run_dirs: Iterable[Path]) -> Tuple[pd.DataFrame, pd.DataFrame]:
             history.insert(CURVE_KEYS.index(key), key, summary[key])
         curves.append(history)
     runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
-    for column in ("best_epoch", "diverged_epoch"):
+    for column in ("best_epoch", "diverged_epoch", "resumed_from_epoch"):
         runs[column] = runs[column].astype("Int64")
     runs = runs.sort_values(["optimizer", "schedule", "lr", "seed"], kind="stable").reset_index(drop=True)
     empty_curves = pd.DataFrame(columns=[*CURVE_KEYS, "epoch", "current_lr", *HISTORY_COLUMNS[2:]])

@@ -136,18 +136,19 @@ def expected_runs(study: Path) -> pd.DataFrame:
     rows = [
         # optimizer, schedule, lr, seed, status, best_val_loss, best_val_accuracy, best_epoch, final_loss,
         # final_val_loss, final_val_accuracy, diverged_epoch, epochs_run, steps, val_accuracy_at_best, seconds,
-        # initial_loss, run_dir
-        ("adam", "constant", L1, 0, "ok", 0.625, 0.625, 2, 1.0, 0.625, 0.625, None, 2, 20, 0.625, 1.25, 2.25, d("adam", "constant", 0, L1)),
-        ("adam", "cosine", L2, 0, "ok", 0.5, 0.75, 2, 0.5, 0.5, 0.75, None, 2, 20, 0.75, 1.25, 2.25, d("adam", "cosine", 0, L2)),
-        ("adam", "cosine", L2, 1, "ok", 0.75, 0.625, 2, 0.5, 0.75, 0.625, None, 2, 20, 0.625, 1.25, 2.25, d("adam", "cosine", 1, L2)),
-        ("adam", "cosine", L3, 0, "diverged", NAN, NAN, None, NAN, NAN, NAN, 1, 1, 10, NAN, 0.75, 2.25, d("adam", "cosine", 0, L3)),
-        ("adam", "cosine", L3, 1, "diverged", 0.875, 0.5, 1, 64.0, 32.0, 0.125, 2, 2, 20, 0.5, 1.25, 2.25, d("adam", "cosine", 1, L3)),
-        ("sgd", "constant", L1, 0, "ok", 1.25, 0.375, 2, 1.5, 1.25, 0.375, None, 2, 20, 0.375, 1.25, 2.25, d("sgd", "constant", 0, L1)),
-        ("sgd", "constant", L1, 1, "ok", 0.75, 0.5, 2, 0.5, 1.0, 0.375, None, 3, 30, 0.5, 1.75, 2.25, d("sgd", "constant", 1, L1)),
+        # initial_loss, device, resumed_from_epoch, run_dir
+        ("adam", "constant", L1, 0, "ok", 0.625, 0.625, 2, 1.0, 0.625, 0.625, None, 2, 20, 0.625, 1.25, 2.25, "CPU", None, d("adam", "constant", 0, L1)),
+        ("adam", "cosine", L2, 0, "ok", 0.5, 0.75, 2, 0.5, 0.5, 0.75, None, 2, 20, 0.75, 1.25, 2.25, "CPU", None, d("adam", "cosine", 0, L2)),
+        ("adam", "cosine", L2, 1, "ok", 0.75, 0.625, 2, 0.5, 0.75, 0.625, None, 2, 20, 0.625, 1.25, 2.25, "CPU", None, d("adam", "cosine", 1, L2)),
+        ("adam", "cosine", L3, 0, "diverged", NAN, NAN, None, NAN, NAN, NAN, 1, 1, 10, NAN, 0.75, 2.25, "CPU", None, d("adam", "cosine", 0, L3)),
+        ("adam", "cosine", L3, 1, "diverged", 0.875, 0.5, 1, 64.0, 32.0, 0.125, 2, 2, 20, 0.5, 1.25, 2.25, "CPU", None, d("adam", "cosine", 1, L3)),
+        ("sgd", "constant", L1, 0, "ok", 1.25, 0.375, 2, 1.5, 1.25, 0.375, None, 2, 20, 0.375, 1.25, 2.25, "CPU", None, d("sgd", "constant", 0, L1)),
+        ("sgd", "constant", L1, 1, "ok", 0.75, 0.5, 2, 0.5, 1.0, 0.375, None, 3, 30, 0.5, 1.75, 2.25, "CPU", None, d("sgd", "constant", 1, L1)),
     ]
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     frame["best_epoch"] = pd.array([row[7] for row in rows], dtype="Int64")
     frame["diverged_epoch"] = pd.array([row[11] for row in rows], dtype="Int64")
+    frame["resumed_from_epoch"] = pd.array([row[18] for row in rows], dtype="Int64")
     return frame
 
 
@@ -377,7 +378,7 @@ def test_main_writes_the_three_tables(study_dir: Path, tmp_path: Path, capsys: p
     assert_frame_equal(runs, expected_runs(study_dir), check_exact=True)
     assert_frame_equal(curves, expected_curves(), check_exact=True)
 
-    runs_back = pd.read_csv(out / "runs.csv", dtype={"best_epoch": "Int64", "diverged_epoch": "Int64"})
+    runs_back = pd.read_csv(out / "runs.csv", dtype={"best_epoch": "Int64", "diverged_epoch": "Int64", "resumed_from_epoch": "Int64"})
     assert_frame_equal(runs_back, runs, check_exact=True)
     assert_frame_equal(pd.read_csv(out / "curves.csv"), curves, check_exact=True)
     best_back = pd.read_csv(out / "best.csv")

@@ -43,7 +43,8 @@ KEYS = ["optimizer", "schedule", "seed", "lr"]
 # Columns that may differ between two correct runs: wall-clock timings (seconds,
 # seconds_to_target, ...) and where a run happened. Everything else must agree.
 TIMING_COLUMN = re.compile(r"(^|_)seconds($|_)")
-MACHINE_COLUMNS = {"device", "host", "hostname", "node", "threads"}
+# resumed_from_epoch says whether a run was interrupted, not what it computed.
+MACHINE_COLUMNS = {"device", "host", "hostname", "node", "threads", "resumed_from_epoch"}
 
 
 def prerequisites_missing() -> str | None:
