@@ -86,7 +86,7 @@ rule train:
         "envs/pipeline.yaml"
     shell:
         "python -m pipeline.cohort --spec {params.spec:q} --data {input.data} --threads {threads}"
-        " --manifest {output.manifest} > {log} 2>&1"
+        " --gpus {resources.gpu} --manifest {output.manifest} > {log} 2>&1"
 
 
 rule aggregate:

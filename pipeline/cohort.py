@@ -30,19 +30,19 @@ def cohort_spec(study: Any, optimizer: str, schedule: str, seed: int, rates: Lis
         "seed": seed,
         "rates": list(rates),
         "deterministic": study.settings.deterministic,
-        "gpus": study.settings.gpus,
         "base": study.run_config(optimizer, schedule, seed, rates[0]),
     }
 
 
-def train_cohort(spec: Mapping[str, Any], data_file: Path, threads: int | None = None) -> List[Dict[str, Any]]:
+def train_cohort(spec: Mapping[str, Any], data_file: Path, threads: int | None = None, gpus: int = 0) -> List[Dict[str, Any]]:
     """Train (or skip, when complete) every rate of a cohort spec; returns one entry per run."""
     from pipeline.config import run_dir
     from pipeline.data import arrays_digest, load_npz
     from pipeline.device import configure_tensorflow
+    from pipeline.resume import STATE_FILE
     from pipeline.train import is_complete, train_run
 
-    device = configure_tensorflow(threads=threads, deterministic=spec["deterministic"], gpus=spec.get("gpus", 0))
+    device = configure_tensorflow(threads=threads, deterministic=spec["deterministic"], gpus=gpus)
     arrays = load_npz(data_file)
     digest = arrays_digest(arrays)
     entries = []
@@ -53,6 +53,8 @@ def train_cohort(spec: Mapping[str, Any], data_file: Path, threads: int | None =
         out_dir = run_dir(spec["study_dir"], spec["optimizer"], spec["schedule"], spec["seed"], lr)
         started = time.perf_counter()
         if is_complete(out_dir, run_config):
+            # A job killed between summary.json and the state's removal leaves a state behind.
+            (out_dir / STATE_FILE).unlink(missing_ok=True)
             status = json.loads((out_dir / "summary.json").read_text())["status"]
             print(f"{out_dir}: up to date ({status}), skipped", flush=True)
         else:
@@ -67,10 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spec", required=True, help="cohort spec as JSON (see cohort_spec)")
     parser.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
+    parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (the rule's gpu resource): with 1, a missing GPU is an error")
     parser.add_argument("--manifest", required=True, type=Path, help="output: the list of run folders")
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
-    entries = train_cohort(spec, args.data, args.threads)
+    entries = train_cohort(spec, args.data, args.threads, args.gpus)
     write_json_atomic(args.manifest, {"optimizer": spec["optimizer"], "schedule": spec["schedule"], "seed": spec["seed"], "runs": entries})
 
 

@@ -334,6 +334,9 @@ def make_run_config(
             "deterministic": settings.deterministic,
             "xla": settings.xla,
             "mixed_precision": settings.mixed_precision,
+            # How batches are drawn (pipeline.resume.epoch_batches): part of the hash, so that runs
+            # trained with another batch order are retrained, not mixed in.
+            "batch_order": "stateless-shuffle(seed, epoch)",
         },
     }
 

@@ -2,13 +2,17 @@
 
 A job that asks for GPUs (``study.gpus``, the rules' ``gpu`` resource) trains on one:
 
-- On SLURM (or wherever ``CUDA_VISIBLE_DEVICES`` is set), the scheduler already chose the
-  device: the job uses the first GPU it sees.
-- On a machine with several GPUs and no scheduler, ``snakemake --resources gpu=N`` runs at
-  most N GPU jobs at once, but every job sees every GPU. Each job therefore claims a free
-  GPU through a lock file (``claim_gpu``): N jobs spread over N GPUs instead of piling onto
-  the first. The lock is an ``flock`` held for the life of the process, so a killed job
-  frees its GPU.
+- A job that sees one GPU (SLURM gave it one, or the machine has one) trains on it.
+- A job that sees several claims a free one through a lock file (:func:`claim_gpu`) and
+  hides the others. On a machine with several GPUs and no scheduler,
+  ``snakemake --resources gpu=N`` runs at most N GPU jobs at once, and the claims spread them
+  over N GPUs instead of piling them onto the first. On SLURM, a grouped job holds one GPU
+  per member (the group's ``gpu`` resource is their sum) and every member sees all of them;
+  the claims give each member its own. The locks of a SLURM job live in a folder of that job
+  (``SLURM_JOB_ID``), since two jobs on one node may both see their own GPUs as 0..n-1.
+  A lock is an ``flock`` held for the life of the process, so a killed job frees its GPU.
+- ``gpus=0`` asks the scheduler for no GPU; TensorFlow still uses a GPU it can see (a
+  workstation's, say).
 - A job that asked for a GPU and sees none stops with an error before it trains, instead of
   running silently on the CPU.
 
@@ -32,9 +36,16 @@ GPU_LOCK_DIR = Path(tempfile.gettempdir()) / f"lrstudy-gpu-locks-{os.getuid()}"
 _held_locks: List[object] = []
 
 
-def claim_gpu(count: int, lock_dir: Path = GPU_LOCK_DIR) -> Optional[int]:
+def gpu_lock_dir() -> Path:
+    """The lock folder for this process' GPUs: one per SLURM job, else one per machine and user."""
+    job = os.environ.get("SLURM_JOB_ID")
+    return GPU_LOCK_DIR / f"slurm-job{job}" if job else GPU_LOCK_DIR
+
+
+def claim_gpu(count: int, lock_dir: Optional[Path] = None) -> Optional[int]:
     """Claim the first of ``count`` GPUs that no other process holds; returns its index, or
     None when all are taken (more GPU jobs than GPUs: the caller shares the first one)."""
+    lock_dir = lock_dir if lock_dir is not None else gpu_lock_dir()
     lock_dir.mkdir(parents=True, exist_ok=True)
     for index in range(count):
         handle = open(lock_dir / f"gpu{index}.lock", "a+")  # noqa: SIM115 - held for the process' life
@@ -81,17 +92,18 @@ def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = Tr
             "Run on a machine or partition with GPUs, or set study.gpus=0 to train on the CPU."
         )
     chosen = 0
-    if gpus and len(gpus_seen) > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+    if len(gpus_seen) > 1:
         claimed = claim_gpu(len(gpus_seen))
         chosen = claimed if claimed is not None else 0
         try:
             tf.config.set_visible_devices([gpus_seen[chosen]], "GPU")
         except RuntimeError:  # already initialised in this process: keep its devices
             chosen = 0
+            _release_locks()
     for gpu in gpus_seen:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
-        except (RuntimeError, ValueError):  # initialised already, or hidden by set_visible_devices
+        except RuntimeError:  # already initialised in this process: growth was set before
             pass
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -99,6 +111,11 @@ def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = Tr
         details = tf.config.experimental.get_device_details(gpus_seen[chosen])
         return f"GPU:{chosen} ({details.get('device_name', 'unknown')})"
     return f"CPU ({platform.processor() or platform.machine()})"
+
+
+def _release_locks() -> None:
+    while _held_locks:
+        _held_locks.pop().close()  # type: ignore[attr-defined]
 
 
 def thread_settings() -> Dict[str, int]:

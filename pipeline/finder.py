@@ -378,7 +378,6 @@ def finder_job_spec(study: Any, optimizer: str) -> Dict[str, Any]:
         "batch_size": study.settings.batch_size,
         "seeds": list(study.settings.seeds),
         "deterministic": study.settings.deterministic,
-        "gpus": study.settings.gpus,
     }
 
 
@@ -411,6 +410,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--spec", required=True, help="finder spec as JSON (see finder_job_spec)")
     parser.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
+    parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (the rule's gpu resource): with 1, a missing GPU is an error")
     parser.add_argument("--curve", required=True, type=Path, help="output: finder.csv (all seeds)")
     parser.add_argument("--suggestions", required=True, type=Path, help="output: suggestions.json")
     args = parser.parse_args(argv)
@@ -420,7 +420,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     # Before anything imports TensorFlow: thread counts only apply to pools not yet created.
     configure_tensorflow(
-        threads=args.threads, deterministic=bool(spec.get("deterministic", True)), gpus=int(spec.get("gpus", 0))
+        threads=args.threads, deterministic=bool(spec.get("deterministic", True)), gpus=args.gpus
     )
     from pipeline.data import load_npz
 

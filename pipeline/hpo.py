@@ -154,7 +154,6 @@ def hpo_job_spec(study: Any, search: str) -> Dict[str, Any]:
         "study_dir": study_dir,
         "journal": f"{study_dir}/hpo/{search}/journal.log",
         "deterministic": bool(study.settings.deterministic),
-        "gpus": int(study.settings.gpus),
     }
 
 
@@ -514,7 +513,7 @@ def train_trial(
 
 
 def run_worker(
-    spec: Mapping[str, Any], data_file: Path, worker: int, threads: Optional[int] = None
+    spec: Mapping[str, Any], data_file: Path, worker: int, threads: Optional[int] = None, gpus: int = 0
 ) -> List[Dict[str, Any]]:
     """Ask, train and tell trials of one search until its budget is full.
 
@@ -566,7 +565,7 @@ def run_worker(
                 if device is None:
                     from pipeline.device import configure_tensorflow
 
-                    device = configure_tensorflow(threads, spec["deterministic"], gpus=int(spec.get("gpus", 0)))
+                    device = configure_tensorflow(threads, spec["deterministic"], gpus=gpus)
                 params, summary, state, value = train_trial(trial, spec, arrays, digest, device, worker)
             except Exception as error:  # a failed trial is recorded; the search goes on
                 traceback.print_exc(file=sys.stderr)
@@ -676,6 +675,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     worker.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
     worker.add_argument("--worker", required=True, type=int, help="this worker's index (0 .. workers-1)")
     worker.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
+    worker.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (the rule's gpu resource): with 1, a missing GPU is an error")
     worker.add_argument("--done", required=True, type=Path, help="output: marker listing the trials this worker ran")
     summary = commands.add_parser("summary", help="write the search's trials.csv")
     summary.add_argument("--spec", required=True, help="the search's job spec as JSON")
@@ -684,7 +684,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     spec = json.loads(args.spec)
     if args.command == "worker":
         try:
-            ran = run_worker(spec, args.data, args.worker, args.threads)
+            ran = run_worker(spec, args.data, args.worker, args.threads, args.gpus)
         except HpoError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from None

@@ -21,7 +21,8 @@ What makes the resumed run identical:
 - It carries the run's config hash: a state left by another configuration is ignored (and
   overwritten), never resumed.
 
-The file is deleted once ``summary.json`` is written. Range tests and search trials do not
+The file is deleted once ``summary.json`` is written (and by the next job, should it be killed
+in between: a complete run's state is never trusted later). Range tests and search trials do not
 resume: a range test is short, and a killed search worker's trial is reaped and asked again
 (:mod:`pipeline.hpo`).
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -59,7 +61,7 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int) -> Tuple[Any, Any]
         features = tf.constant(x)
         labels = tf.constant(y)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="shuffle_epoch")
-    base_seed = tf.constant(int(seed), dtype=tf.int64)
+        base_seed = tf.constant(int(seed), dtype=tf.int64)
 
     def one_epoch(_: Any) -> Any:
         order = tf.random.experimental.stateless_shuffle(
@@ -113,18 +115,18 @@ def load_state(path: Path, config_hash: str) -> Optional[Dict[str, Any]]:
             if meta.get("config_hash") != config_hash:
                 return None
             arrays = {name: stored[name] for name in stored.files if name != "meta"}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     return {**meta, "arrays": arrays}
 
 
 def saved_epochs(path: Path) -> int:
     """How many epochs the state at ``path`` holds (0 without a readable state): how far an
-    unfinished run got, whatever its configuration."""
+    unfinished run got, whatever its configuration (for progress checks and the tests)."""
     try:
         with np.load(path, allow_pickle=False) as stored:
             return len(json.loads(str(stored["meta"]))["rows"])
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return 0
 
 

@@ -33,7 +33,7 @@ checkpoint lr_finder:
         "../envs/pipeline.yaml"
     shell:
         "python -m pipeline.finder --spec {params.spec:q} --data {input.data} --threads {threads}"
-        " --curve {output.curve} --suggestions {output.suggestions} > {log} 2>&1"
+        " --gpus {resources.gpu} --curve {output.curve} --suggestions {output.suggestions} > {log} 2>&1"
 
 
 rule finder_compare:

@@ -30,7 +30,7 @@ rule hpo_worker:
         "../envs/pipeline.yaml"
     shell:
         "python -m pipeline.hpo worker --spec {params.spec:q} --data {input.data} --worker {wildcards.worker}"
-        " --threads {threads} --done {output.done} > {log} 2>&1"
+        " --threads {threads} --gpus {resources.gpu} --done {output.done} > {log} 2>&1"
 
 
 rule hpo_summary:

@@ -16,9 +16,9 @@
 # The config has to be /etc/slurm/slurm.conf: the executor plugin's job step strips every SLURM_*
 # variable (SLURM_CONF included) before it calls srun inside the job. A slurm.conf this script did
 # not write is never overwritten. The cluster runs without accounting (no slurmdbd): Snakemake's
-# SLURM executor must use `--slurm-status-command squeue`, which is reliable because MinJobAge=300
-# keeps finished jobs visible to squeue for 5 minutes (the plugin wants MinJobAge >= 3 x
-# --slurm-init-seconds-before-status-checks).
+# SLURM executor must use `--slurm-status-command squeue`, which is reliable because MinJobAge=3600
+# keeps finished jobs visible to squeue for an hour (the plugin wants MinJobAge >= 3 x
+# --slurm-init-seconds-before-status-checks; the tests read every job's state back afterwards).
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -56,7 +56,6 @@ state_dir() {
 # --- install ---------------------------------------------------------------------------------
 
 cmd_install() {
-    need_root install
     local missing=()
     for package in "${PACKAGES[@]}"; do
         if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
@@ -67,6 +66,7 @@ cmd_install() {
         say "already installed: ${PACKAGES[*]}"
         return
     fi
+    need_root install
     command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} with this system's package manager"
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -202,7 +202,7 @@ SchedulerType=sched/backfill
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-MinJobAge=300
+MinJobAge=3600
 ReturnToService=2
 KillWait=5
 MailProg=/bin/true

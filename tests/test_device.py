@@ -8,7 +8,15 @@ import time
 
 import pytest
 
+import pipeline.device
 from pipeline.device import claim_gpu, configure_tensorflow
+
+
+@pytest.fixture(autouse=True)
+def release_claims():
+    """Locks claimed in this process are released after each test."""
+    yield
+    pipeline.device._release_locks()
 
 
 def test_jobs_claim_distinct_gpus_and_share_when_all_are_taken(tmp_path):
@@ -49,3 +57,12 @@ def test_a_job_that_asked_for_a_gpu_and_sees_none_stops_with_a_clear_error():
     with pytest.raises(RuntimeError, match=r"study.gpus=1.*sees none.*study.gpus=0"):
         configure_tensorflow(threads=1, gpus=1)
     assert configure_tensorflow(threads=1, gpus=0).startswith("CPU")
+
+
+def test_locks_of_a_slurm_job_are_its_own(monkeypatch):
+    from pipeline.device import GPU_LOCK_DIR, gpu_lock_dir
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert gpu_lock_dir() == GPU_LOCK_DIR
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert gpu_lock_dir() == GPU_LOCK_DIR / "slurm-job4242"

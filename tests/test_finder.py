@@ -338,7 +338,7 @@ def test_the_finder_leaves_no_trace_on_training_runs(arrays, tmp_path, monkeypat
 
     study = compose_study("study=smoke study.epochs=2 optimizer=adam schedule=constant")
     spec = json.loads(json.dumps(finder_job_spec(study, "adam")))  # what the Snakefile passes
-    assert set(spec) == {"optimizer", "optimizer_options", "model", "finder", "batch_size", "seeds", "deterministic", "gpus"}
+    assert set(spec) == {"optimizer", "optimizer_options", "model", "finder", "batch_size", "seeds", "deterministic"}
     assert spec["optimizer_options"] == {"type": "adam"} and FinderConfig(**spec["finder"]) == study.finder
     run_config = study.run_config("adam", "constant", 0, 0.01)
     train_run(run_config, arrays, tmp_path / "runs" / "before")

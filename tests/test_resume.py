@@ -142,7 +142,7 @@ def test_a_training_job_killed_mid_run_resumes_and_ends_with_an_identical_histor
                              cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     resumed_from = saved_epochs_from_log(resumed.stdout)
-    assert done_before_kill <= resumed_from < epochs
+    assert resumed_from == done_before_kill  # nothing writes the state after the kill
     histories = {name: pd.read_csv(folder / "history.csv") for name, folder in folders.items()}
     assert len(histories["killed"]) == epochs
     pd.testing.assert_frame_equal(
@@ -168,8 +168,9 @@ class Interrupt(Exception):
 
 @pytest.mark.parametrize("switch", ["study.mixed_precision=true", "model=cnn"])
 def test_an_interrupted_run_resumes_identically_with_mixed_precision_and_a_cnn(switch, tmp_path):
-    """The state covers a loss-scaling optimizer's own variables (mixed precision) and conv
-    layers: a run stopped after epoch 2 and resumed equals an uninterrupted one."""
+    """The state round-trips through a loss-scaling optimizer (mixed precision: its variables
+    are counted and shape-checked on restore) and conv layers: a run stopped after epoch 2 and
+    resumed equals an uninterrupted one."""
     import keras
 
     study = compose_study(f"study=smoke study.epochs=4 optimizer=[adam] schedule=[cosine] {switch}")
@@ -196,3 +197,69 @@ def test_an_interrupted_run_resumes_identically_with_mixed_precision_and_a_cnn(s
         pd.read_csv(tmp_path / "reference" / "history.csv").drop(columns="seconds"),
         check_exact=True,
     )
+
+
+@pytest.mark.parametrize("lr,status", [(0.05, "ok"), (30.0, "diverged")])
+def test_a_run_killed_after_its_last_state_ends_without_training_again(study, arrays, tmp_path, monkeypatch, lr, status):
+    """Killed after the final (or diverged) epoch's state was saved, before the summary: the
+    next attempt trains nothing and writes what the uninterrupted run wrote."""
+    import pipeline.train
+
+    run_config = study.run_config("momentum", "step", 0, lr)
+    reference = train_run(run_config, arrays, tmp_path / "reference")
+    assert reference["status"] == status
+
+    def killed(*args, **kwargs):
+        raise Interrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline.train, "write_history", killed)
+        with pytest.raises(Interrupt):
+            train_run(run_config, arrays, tmp_path / "run", resumable=True)
+    assert saved_epochs(tmp_path / "run" / STATE_FILE) == reference["epochs_run"]
+    resumed = train_run(run_config, arrays, tmp_path / "run", resumable=True)
+    assert resumed["resumed_from_epoch"] == reference["epochs_run"]
+    assert resumed["steps"] == reference["steps"] and resumed["status"] == status
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "run" / "history.csv").drop(columns="seconds"),
+        pd.read_csv(tmp_path / "reference" / "history.csv").drop(columns="seconds"),
+        check_exact=True,
+    )
+    assert not (tmp_path / "run" / STATE_FILE).exists()
+
+
+def test_a_truncated_state_is_ignored_and_the_run_starts_over(study, arrays, tmp_path):
+    import keras
+
+    run_config = study.run_config("momentum", "step", 0, 0.05)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    save_state(tmp_path / "whole.npz", model, {"config_hash": config_hash(run_config), "rows": [{}]})
+    whole = (tmp_path / "whole.npz").read_bytes()
+    for broken in (whole[: len(whole) // 2], b""):
+        (tmp_path / STATE_FILE).write_bytes(broken)
+        assert load_state(tmp_path / STATE_FILE, config_hash(run_config)) is None
+        assert saved_epochs(tmp_path / STATE_FILE) == 0
+    summary = train_run(run_config, arrays, tmp_path, resumable=True)
+    assert summary["resumed_from_epoch"] is None and summary["epochs_run"] == 3
+
+
+def test_a_complete_run_left_with_a_state_is_skipped_and_the_state_removed(study, arrays, tmp_path, capsys):
+    """A job killed between writing summary.json and removing the state: the next job skips
+    the run and removes the state, which must never be trusted later."""
+    import shutil
+
+    from pipeline.cohort import train_cohort
+
+    data_file = tmp_path / "data.npz"
+    save_npz(arrays, data_file)
+    spec = cohort_spec(study, "momentum", "step", 0, [0.05])
+    spec["study_dir"] = str(tmp_path / "results")
+    folder = run_dir(spec["study_dir"], "momentum", "step", 0, 0.05)
+    train_cohort(spec, data_file, threads=1)
+    summary_before = (folder / "summary.json").read_bytes()
+    shutil.copy(tmp_path / "data.npz", folder / STATE_FILE)  # any file: it must go, unread
+    train_cohort(spec, data_file, threads=1)
+    assert "up to date" in capsys.readouterr().out
+    assert not (folder / STATE_FILE).exists()
+    assert (folder / "summary.json").read_bytes() == summary_before
