@@ -7,7 +7,11 @@ rule that fired, so that the report can say why):
   past ``divergence_factor`` × the untrained loss).
 - ``unstable``: the training loss rose by more than ``spike_rise`` from one epoch to the next
   (reason ``spike``), or ended more than ``end_worse_margin`` above its own best
-  (``end_worse``).
+  (``end_worse``), or the run made too little progress (``low_progress``, below) although a
+  lower rate of the same optimizer, schedule and seed made enough (``collapse``): the rate is
+  past the stable region, typically stuck at chance level from the first epoch without
+  passing the divergence factor. A rate too *low* has no lower rate that did better, so it
+  stays ``underfit``. (Judged across runs, in :func:`diagnose_runs`.)
 - ``underfit``: the run achieved less than ``underfit_progress`` of the study's best loss
   reduction (``low_progress``), or the loss was still falling by more than ``converged_drop``
   per epoch over the tail of training while the validation loss had not turned up
@@ -76,6 +80,7 @@ REASON_LABELS: Tuple[Tuple[str, str], ...] = (
     ("diverged", "diverged"),
     ("spike", "unstable"),
     ("end_worse", "unstable"),
+    ("collapse", "unstable"),
     ("low_progress", "underfit"),
     ("not_converged", "underfit"),
     ("val_rise", "overfit"),
@@ -218,11 +223,10 @@ def diagnose_history(
             epochs_to_target = int(epochs[first])
             seconds_to_target = float(np.sum(seconds[: first + 1]))  # NaN if a time is missing
 
-    reasons = [code for code, _ in REASON_LABELS if code in fired]
-    fit = dict(REASON_LABELS)[reasons[0]] if reasons else "good"
+    fit, reasons = label_of(fired)
     return {
         "fit": fit,
-        "fit_reasons": ";".join(reasons),
+        "fit_reasons": reasons,
         "spikes": spikes,
         "max_loss_rise": max_loss_rise,
         "end_over_best": end_over_best,
@@ -233,6 +237,32 @@ def diagnose_history(
         "epochs_to_target": epochs_to_target,
         "seconds_to_target": seconds_to_target,
     }
+
+
+def label_of(fired: Iterable[str]) -> Tuple[str, str]:
+    """The fit label and the ``fit_reasons`` text of a set of fired reason codes."""
+    fired = set(fired)
+    reasons = [code for code, _ in REASON_LABELS if code in fired]
+    return (dict(REASON_LABELS)[reasons[0]] if reasons else "good"), ";".join(reasons)
+
+
+def mark_collapses(runs: pd.DataFrame, rows: List[Dict[str, Any]], thresholds: DiagnosisConfig) -> None:
+    """Add ``collapse`` to the runs with low progress at a rate above one of the same
+    optimizer, schedule and seed that made enough progress without diverging (in place)."""
+    cohorts = list(runs[["optimizer", "schedule", "seed"]].itertuples(index=False, name=None))
+    rates = _floats(runs["lr"])
+    statuses = [str(status) for status in runs["status"]]
+    fine = [
+        index
+        for index, row in enumerate(rows)
+        if statuses[index] != "diverged" and row["progress"] >= thresholds.underfit_progress
+    ]
+    for index, row in enumerate(rows):
+        fired = set(filter(None, row["fit_reasons"].split(";")))
+        if "low_progress" not in fired:
+            continue
+        if any(cohorts[other] == cohorts[index] and rates[other] < rates[index] for other in fine):
+            row["fit"], row["fit_reasons"] = label_of(fired | {"collapse"})
 
 
 def _missing(table: pd.DataFrame, columns: List[str]) -> List[str]:
@@ -283,6 +313,7 @@ def diagnose_runs(runs: pd.DataFrame, curves: pd.DataFrame, thresholds: Diagnosi
         )
         for history, status, initial in zip(histories, runs["status"], initial_losses)
     ]
+    mark_collapses(runs, rows, thresholds)
     diagnosis = pd.DataFrame(rows, index=runs.index, columns=DIAGNOSIS_COLUMNS)
     diagnosis = diagnosis.astype(
         {

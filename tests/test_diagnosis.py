@@ -519,3 +519,49 @@ def test_fit_of_cell_rejects_no_or_unknown_labels(labels: list[Any]) -> None:
 
 def test_fit_labels_are_ordered_worst_first() -> None:
     assert FIT_LABELS == ("diverged", "unstable", "underfit", "overfit", "good")
+
+
+def collapse_tables(flat: Sequence[float], diverged: Sequence[float] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One cohort (sgd, constant, seed 0) at rates 0.001, 0.01, 0.1, 1; the ``flat`` rates stay
+    at the untrained loss 2.3, the others train well; the ``diverged`` ones have that status."""
+    rates = [0.001, 0.01, 0.1, 1.0]
+    runs = pd.DataFrame(
+        {
+            "optimizer": "sgd",
+            "schedule": "constant",
+            "lr": rates,
+            "seed": 0,
+            "status": ["diverged" if rate in diverged else "ok" for rate in rates],
+            "initial_loss": 2.3,
+        }
+    )
+    parts = [
+        history([2.3, 2.3, 2.3] if rate in flat else [1.0, 0.5, 0.5]).assign(optimizer="sgd", schedule="constant", lr=rate, seed=0)
+        for rate in rates
+    ]
+    return runs, pd.concat(parts, ignore_index=True)
+
+
+def test_low_progress_above_a_rate_that_trained_is_a_collapse_not_underfitting() -> None:
+    runs, curves = collapse_tables(flat=[1.0])
+    result = diagnose_runs(runs, curves, DEFAULTS)
+    assert result["fit"].tolist() == ["good", "good", "good", "unstable"]
+    assert result["fit_reasons"].iloc[-1] == "collapse;low_progress"
+
+
+def test_low_progress_below_every_rate_that_trained_stays_underfit() -> None:
+    runs, curves = collapse_tables(flat=[0.001, 1.0])
+    result = diagnose_runs(runs, curves, DEFAULTS)
+    assert result["fit"].tolist() == ["underfit", "good", "good", "unstable"]
+    assert result["fit_reasons"].tolist()[0] == "low_progress"
+
+
+def test_a_collapse_needs_a_lower_rate_of_the_same_cohort_that_trained_without_diverging() -> None:
+    runs, curves = collapse_tables(flat=[0.001, 0.01, 1.0], diverged=[0.1])
+    result = diagnose_runs(runs, curves, DEFAULTS)
+    assert result["fit"].tolist() == ["underfit", "underfit", "diverged", "underfit"]
+    # A lower rate that trained well in another seed's cohort doesn't count either.
+    runs, curves = collapse_tables(flat=[1.0])
+    runs.loc[runs["lr"] == 1.0, "seed"] = 1
+    curves.loc[curves["lr"] == 1.0, "seed"] = 1
+    assert diagnose_runs(runs, curves, DEFAULTS)["fit"].iloc[-1] == "underfit"
