@@ -1,7 +1,7 @@
-"""Tests of pipeline.report: table rows, fit badges, edge warnings, the comparison sentence, the
-warnings and diverged sections, figure order, provenance, escaping, self-containment, the
-LR range test section (only with ``--finder-table``) and the hyperparameter search section (only
-with ``--methods``)."""
+"""Tests of pipeline.report and its section modules (pipeline.report_*): table rows, fit
+badges, edge warnings, the comparison sentence, the warnings and diverged sections, figure
+order, provenance, escaping, self-containment, the LR range test section (only with
+``--finder-table``) and the hyperparameter search section (only with ``--methods``)."""
 
 from __future__ import annotations
 
@@ -19,21 +19,12 @@ from hpo_synthetic import all_trials, make_finder_vs_grid, make_grid_best, make_
 from pipeline.advice import study_warnings
 from pipeline.finder_compare import FINDER_VS_GRID_COLUMNS
 from pipeline.methods import method_comparison
-from pipeline.report import (
-    BEST_COLUMNS,
-    FIGURE_CAPTIONS,
-    FIT_COLOURS,
-    FIT_TEXT_COLOURS,
-    build_report,
-    edge_warning,
-    finder_sentence,
-    fit_badge,
-    format_rate,
-    main,
-    methods_sentence,
-    relative_text,
-    schedule_comparison,
-)
+from pipeline.report import build_report, main
+from pipeline.report_figures import FIGURE_CAPTIONS
+from pipeline.report_finder import finder_sentence, relative_text
+from pipeline.report_html import FIT_COLOURS, FIT_TEXT_COLOURS, fit_badge, format_rate
+from pipeline.report_methods import methods_sentence
+from pipeline.report_results import BEST_COLUMNS, edge_warning, schedule_comparison
 
 NAN = math.nan
 #: Enough of a PNG for the report, which embeds bytes without decoding them.
