@@ -8,7 +8,7 @@ from pipeline.cohort import cohort_spec
 from pipeline.compose import compose_study
 from pipeline.config import cohort_parts, StudyConfigError
 from pipeline.finder import centred_grid, finder_job_spec, read_suggestion
-from pipeline.hpo import hpo_job_spec, searches
+from pipeline.hpo_spec import hpo_job_spec, searches
 
 
 _unknown_keys = sorted(set(config) - {"overrides"})

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import hpo
+from pipeline import hpo, hpo_spec, hpo_storage, hpo_summary, hpo_trial
 from pipeline.compose import compose_study
 from pipeline.data import build_dataset, save_npz
 
@@ -38,14 +38,14 @@ def data_file(study, tmp_path_factory) -> Path:
 
 def local_spec(study: Any, search: str, root: Path) -> Dict[str, Any]:
     """The job spec with its results folder under ``root`` (the Snakefile's is relative)."""
-    spec = hpo.hpo_job_spec(study, search)
+    spec = hpo_spec.hpo_job_spec(study, search)
     spec["study_dir"] = str(root / "results" / study.name)
     spec["journal"] = str(Path(spec["study_dir"]) / "hpo" / search / "journal.log")
     return spec
 
 
 def worker_command(spec: Dict[str, Any], data_file: Path, worker: int) -> List[str]:
-    done = hpo.search_dir(spec) / f"worker{worker}.done"
+    done = hpo_spec.search_dir(spec) / f"worker{worker}.done"
     return [sys.executable, "-m", "pipeline.hpo", "worker", "--spec", json.dumps(spec), "--data", str(data_file),
             "--worker", str(worker), "--threads", "1", "--done", str(done)]  # fmt: skip
 
@@ -63,11 +63,11 @@ def finish(process: subprocess.Popen) -> str:
 
 
 def journal_trials(spec: Dict[str, Any]) -> list:
-    return hpo.open_study(spec).get_trials(deepcopy=False)
+    return hpo_storage.open_study(spec).get_trials(deepcopy=False)
 
 
 def read_done(spec: Dict[str, Any], worker: int) -> Dict[str, Any]:
-    return json.loads((hpo.search_dir(spec) / f"worker{worker}.done").read_text())
+    return json.loads((hpo_spec.search_dir(spec) / f"worker{worker}.done").read_text())
 
 
 # --------------------------------------------------------------------------------------
@@ -76,13 +76,13 @@ def read_done(spec: Dict[str, Any], worker: int) -> Dict[str, Any]:
 
 
 def test_searches_are_sampler_by_pruner():
-    assert hpo.searches(compose_study("study=smoke hpo=compare")) == ["random", "random_median", "tpe", "tpe_median"]
-    assert hpo.searches(compose_study("study=smoke hpo=tpe")) == ["tpe"]
-    assert hpo.searches(compose_study("study=smoke")) == []  # hpo=none
+    assert hpo_spec.searches(compose_study("study=smoke hpo=compare")) == ["random", "random_median", "tpe", "tpe_median"]
+    assert hpo_spec.searches(compose_study("study=smoke hpo=tpe")) == ["tpe"]
+    assert hpo_spec.searches(compose_study("study=smoke")) == []  # hpo=none
 
 
 def test_job_spec_is_plain_json_with_choices_bounds_and_a_base_run(study):
-    spec = hpo.hpo_job_spec(study, "tpe")
+    spec = hpo_spec.hpo_job_spec(study, "tpe")
     assert json.loads(json.dumps(spec)) == spec
     assert spec["search"] == "tpe" and spec["sampler"] == "tpe" and spec["pruner"] == "none"
     assert (spec["trials"], spec["workers"], spec["seed"]) == (6, 2, 0)
@@ -93,13 +93,13 @@ def test_job_spec_is_plain_json_with_choices_bounds_and_a_base_run(study):
     assert spec["base"]["training"]["epochs"] == 3 and spec["base"]["optimizer"]["name"] == "adam"
     assert spec["deterministic"] is True
     with pytest.raises(ValueError, match="its searches: tpe"):
-        hpo.hpo_job_spec(study, "random")
+        hpo_spec.hpo_job_spec(study, "random")
 
     wide = compose_study(
         "study=smoke hpo=compare optimizer=[adam,momentum] schedule=[constant,warmup_cosine] "
         "hpo.optimizers=[adam,momentum] hpo.schedules=[constant,warmup_cosine] hpo.warmup_fraction=[0.05,0.3]"
     )
-    spec = hpo.hpo_job_spec(wide, "random_median")
+    spec = hpo_spec.hpo_job_spec(wide, "random_median")
     assert (spec["sampler"], spec["pruner"]) == ("random", "median")
     assert spec["optimizers"]["momentum"]["type"] == "sgd"
     assert spec["schedules"]["warmup_cosine"]["type"] == "warmup_cosine"
@@ -113,34 +113,34 @@ def test_sampling_builds_the_trial_run_config():
         "study=smoke optimizer=[adam,momentum] schedule=[constant,warmup_cosine] hpo=tpe "
         "hpo.optimizers=[adam,momentum] hpo.schedules=[constant,warmup_cosine] hpo.warmup_fraction=[0.05,0.3]"
     )
-    spec = hpo.hpo_job_spec(wide, "tpe")
+    spec = hpo_spec.hpo_job_spec(wide, "tpe")
     point = {"lr": 0.02, "optimizer": "momentum", "schedule": "warmup_cosine", "warmup_fraction": 0.2}
-    params, run_config = hpo.sample_trial(optuna.trial.FixedTrial(point), spec, digest="abc")
+    params, run_config = hpo_trial.sample_trial(optuna.trial.FixedTrial(point), spec, digest="abc")
     assert params == {"lr": 0.02, "optimizer": "momentum", "schedule": "warmup_cosine", "warmup_fraction": 0.2}
     assert run_config["training"]["lr"] == 0.02 and run_config["dataset"]["digest"] == "abc"
     assert run_config["optimizer"]["name"] == "momentum" and run_config["schedule"]["warmup_fraction"] == 0.2
     # No warm-up knob on a constant schedule: no warmup_fraction dimension.
     point = {"lr": 0.1, "optimizer": "adam", "schedule": "constant"}
-    params, run_config = hpo.sample_trial(optuna.trial.FixedTrial(point), spec)
+    params, run_config = hpo_trial.sample_trial(optuna.trial.FixedTrial(point), spec)
     assert "warmup_fraction" not in params and run_config["schedule"] == {"name": "constant", "type": "constant"}
     # Fixed dimensions are not suggested at all, only the rate is.
     study = optuna.create_study()
     trial = study.ask()
-    params, _ = hpo.sample_trial(trial, hpo.hpo_job_spec(compose_study(SMOKE), "tpe"))
+    params, _ = hpo_trial.sample_trial(trial, hpo_spec.hpo_job_spec(compose_study(SMOKE), "tpe"))
     assert list(trial.params) == ["lr"] and params["optimizer"] == "adam" and params["schedule"] == "constant"
 
 
 def test_worker_seeds_differ_by_worker_and_resumption():
-    seeds = {hpo.worker_seed(0, worker, finished) for worker in range(3) for finished in (0, 4)}
-    assert len(seeds) == 6 and hpo.worker_seed(0, 1) == hpo.worker_seed(0, 1, 0)
+    seeds = {hpo_spec.worker_seed(0, worker, finished) for worker in range(3) for finished in (0, 4)}
+    assert len(seeds) == 6 and hpo_spec.worker_seed(0, 1) == hpo_spec.worker_seed(0, 1, 0)
 
 
 def test_worst_value_and_outcomes():
     summary = {"status": "diverged", "initial_loss": 2.5, "best_val_loss": 0.3}
-    assert hpo.trial_outcome(summary, False, 4.0) == ("complete", 10.0)
-    assert hpo.trial_outcome({**summary, "status": "ok"}, True, 4.0) == ("pruned", None)
-    assert hpo.trial_outcome({**summary, "status": "ok"}, False, 4.0) == ("complete", 0.3)
-    assert hpo.worst_value({"initial_loss": math.nan}, 4.0) == hpo.WORST_FALLBACK
+    assert hpo_trial.trial_outcome(summary, False, 4.0) == ("complete", 10.0)
+    assert hpo_trial.trial_outcome({**summary, "status": "ok"}, True, 4.0) == ("pruned", None)
+    assert hpo_trial.trial_outcome({**summary, "status": "ok"}, False, 4.0) == ("complete", 0.3)
+    assert hpo_trial.worst_value({"initial_loss": math.nan}, 4.0) == hpo_trial.WORST_FALLBACK
 
 
 # --------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def fake_training(monkeypatch):
 
     monkeypatch.setattr(pipeline.train, "train_run", fake_train_run)
     monkeypatch.setattr(pipeline.device, "configure_tensorflow", lambda threads=None, deterministic=True, gpus=0: "fake")
-    monkeypatch.setattr(hpo, "make_pruning_callback", lambda trial: FakeCallback())
+    monkeypatch.setattr(hpo_trial, "make_pruning_callback", lambda trial: FakeCallback())
     return calls
 
 
@@ -189,7 +189,7 @@ def tiny_data(tmp_path) -> Path:
 
 def test_errors_are_recorded_and_the_search_goes_on(study, fake_training, tiny_data, tmp_path):
     spec = {**local_spec(study, "tpe", tmp_path), "trials": 3}
-    first = hpo.open_study(spec)
+    first = hpo_storage.open_study(spec)
     first.enqueue_trial({"lr": 1e-3})
     fake_training["fail_for"].add(1e-3)
     ran = hpo.run_worker(spec, tiny_data, worker=0)
@@ -197,21 +197,21 @@ def test_errors_are_recorded_and_the_search_goes_on(study, fake_training, tiny_d
     trials = journal_trials(spec)
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
     assert trials[0].user_attrs["fail_reason"].startswith("error: RuntimeError: boom")
-    frame = hpo.summarise_search(spec)
+    frame = hpo_summary.summarise_search(spec)
     assert list(frame["state"]) == ["fail", "complete", "complete", "complete"]
     assert math.isnan(frame["best_val_loss"][0]) and frame["fail_reason"][0].startswith("error")
     # A systematic error stops the search (HpoError) instead of looping for ever.
     fake_training["fail_for"].add("all")
     spec = {**spec, "trials": 6}
-    with pytest.raises(hpo.HpoError, match="failed with errors"):
+    with pytest.raises(hpo_storage.HpoError, match="failed with errors"):
         hpo.run_worker(spec, tiny_data, worker=0)
     assert sum(t.state.name == "FAIL" for t in journal_trials(spec)) == 6
 
 
 def test_stale_running_trials_are_reaped_live_ones_kept(study, fake_training, tiny_data, tmp_path):
     spec = {**local_spec(study, "tpe", tmp_path), "trials": 4}
-    setup = hpo.open_study(spec)
-    heartbeats = hpo.search_dir(spec) / ".heartbeat"
+    setup = hpo_storage.open_study(spec)
+    heartbeats = hpo_spec.search_dir(spec) / ".heartbeat"
     heartbeats.mkdir(parents=True)
     for worker, token in ((0, "w0-killed"), (1, "w1-gone"), (1, "w1-alive")):
         trial = setup.ask()
@@ -219,7 +219,7 @@ def test_stale_running_trials_are_reaped_live_ones_kept(study, fake_training, ti
         trial.set_user_attr("token", token)
     (heartbeats / "w1-alive").touch()  # a live worker 1 still training trial 2
     (heartbeats / "w1-gone").touch()
-    old = time.time() - 2 * hpo.STALE_AFTER_SECONDS
+    old = time.time() - 2 * hpo_storage.STALE_AFTER_SECONDS
     os.utime(heartbeats / "w1-gone", (old, old))
     ran = hpo.run_worker(spec, tiny_data, worker=0)  # the restarted job of worker 0
     states = [t.state.name for t in journal_trials(spec)]
@@ -229,8 +229,8 @@ def test_stale_running_trials_are_reaped_live_ones_kept(study, fake_training, ti
     # The budget counts the live RUNNING trial: 3 more trials complete 4 counted ones.
     assert len(ran) == 3 and states[3:] == ["COMPLETE"] * 3
     assert not (heartbeats / "w1-gone").exists()
-    with pytest.raises(hpo.HpoError, match="other search settings"):
-        hpo.open_study({**spec, "lr_max": 0.5})
+    with pytest.raises(hpo_storage.HpoError, match="other search settings"):
+        hpo_storage.open_study({**spec, "lr_max": 0.5})
 
 
 # --------------------------------------------------------------------------------------
@@ -249,21 +249,21 @@ def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing
     assert not set(ran[0]) & set(ran[1]) and sorted(ran[0] + ran[1]) == list(range(6))
     assert ran[0] and ran[1]  # both workers took part
 
-    out = hpo.search_dir(spec) / "trials.csv"
+    out = hpo_spec.search_dir(spec) / "trials.csv"
     summary = subprocess.run(
         [sys.executable, "-m", "pipeline.hpo", "summary", "--spec", json.dumps(spec), "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert summary.returncode == 0, summary.stderr[-2000:]
     frame = pd.read_csv(out)
-    assert list(frame.columns[:18]) == hpo.TRIAL_COLUMNS[:18]
+    assert list(frame.columns[:18]) == hpo_summary.TRIAL_COLUMNS[:18]
     assert list(frame["trial"]) == list(range(6)) and set(frame["state"]) == {"complete"}
     assert list(frame["value"]) == pytest.approx([t.value for t in trials])
     assert set(frame["optimizer"]) == {"adam"} and frame["lr"].between(1e-5, 1.0).all()
     assert len(set(frame["lr"])) == 6  # the workers' samplers don't share a random stream
     mtimes = {}
     for trial in trials:
-        folder = hpo.trial_dir(spec, trial.number)
+        folder = hpo_spec.trial_dir(spec, trial.number)
         assert (folder / "history.csv").is_file()
         run_summary = json.loads((folder / "summary.json").read_text())
         assert (run_summary["trial"], run_summary["state"], run_summary["search"]) == (trial.number, "complete", "tpe")
@@ -279,7 +279,7 @@ def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing
 def test_a_bad_trial_is_pruned_and_a_diverging_one_is_a_worst_valued_result(tmp_path, data_file):
     study = compose_study(SMOKE + " hpo.pruners=[median] hpo.trials=4 hpo.workers=1 hpo.lr_max=30")
     spec = local_spec(study, "tpe_median", tmp_path)
-    setup = hpo.open_study(spec)
+    setup = hpo_storage.open_study(spec)
     # Two good rates complete first (MedianPruner needs 2), then a rate too small to learn
     # in 3 epochs, then one far too large for Adam.
     for lr in (1e-2, 3e-3, 1e-6, 30.0):
@@ -287,13 +287,13 @@ def test_a_bad_trial_is_pruned_and_a_diverging_one_is_a_worst_valued_result(tmp_
     stdout = finish(start_worker(spec, data_file, 0))
     trials = journal_trials(spec)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"], stdout
-    frame = hpo.summarise_search(spec)
+    frame = hpo_summary.summarise_search(spec)
     assert list(frame["state"]) == ["complete", "complete", "pruned", "complete"]
     assert list(frame["status"]) == ["ok", "ok", "ok", "diverged"]
-    pruned = json.loads((hpo.trial_dir(spec, 2) / "summary.json").read_text())
+    pruned = json.loads((hpo_spec.trial_dir(spec, 2) / "summary.json").read_text())
     # Step 0 (epoch 1) is the pruner's warm-up: stopped after epoch 2 of 3.
     assert (pruned["state"], pruned["pruned_epoch"], pruned["epochs_run"]) == ("pruned", 2, 2)
-    diverged = json.loads((hpo.trial_dir(spec, 3) / "summary.json").read_text())
+    diverged = json.loads((hpo_spec.trial_dir(spec, 3) / "summary.json").read_text())
     assert (diverged["state"], diverged["status"]) == ("complete", "diverged")
     worst = study.settings.divergence_factor * diverged["initial_loss"]
     assert trials[3].value == pytest.approx(worst) and diverged["value"] == pytest.approx(worst)
