@@ -27,13 +27,14 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 #: Machine-wide folder of GPU lock files (one per user, so that users don't share locks).
 GPU_LOCK_DIR = Path(tempfile.gettempdir()) / f"lrstudy-gpu-locks-{os.getuid()}"
 
-# Lock files held by this process: closing one (at exit, or when killed) releases the GPU.
-_held_locks: List[object] = []
+# GPU locks held by this process, (index, open lock file): closing the file (at exit, or when
+# the process is killed) releases the GPU.
+_held_locks: List[Tuple[int, Any]] = []
 
 
 def gpu_lock_dir() -> Path:
@@ -54,7 +55,7 @@ def claim_gpu(count: int, lock_dir: Optional[Path] = None) -> Optional[int]:
         except BlockingIOError:
             handle.close()
             continue
-        _held_locks.append(handle)
+        _held_locks.append((index, handle))
         return index
     return None
 
@@ -92,7 +93,9 @@ def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = Tr
             "Run on a machine or partition with GPUs, or set study.gpus=0 to train on the CPU."
         )
     chosen = 0
-    if len(gpus_seen) > 1:
+    if len(gpus_seen) > 1 and _held_locks:  # configured before in this process: keep its GPU
+        chosen = _held_locks[0][0]
+    elif len(gpus_seen) > 1:
         claimed = claim_gpu(len(gpus_seen))
         chosen = claimed if claimed is not None else 0
         try:
@@ -115,7 +118,7 @@ def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = Tr
 
 def _release_locks() -> None:
     while _held_locks:
-        _held_locks.pop().close()  # type: ignore[attr-defined]
+        _held_locks.pop()[1].close()
 
 
 def thread_settings() -> Dict[str, int]:

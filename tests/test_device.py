@@ -66,3 +66,10 @@ def test_locks_of_a_slurm_job_are_its_own(monkeypatch):
     assert gpu_lock_dir() == GPU_LOCK_DIR
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     assert gpu_lock_dir() == GPU_LOCK_DIR / "slurm-job4242"
+
+
+def test_released_claims_free_their_gpus(tmp_path):
+    assert claim_gpu(2, tmp_path) == 0
+    assert claim_gpu(2, tmp_path) == 1
+    pipeline.device._release_locks()
+    assert claim_gpu(2, tmp_path) == 0
