@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
 from pipeline.io import write_json_atomic
+from pipeline.device import add_device_arguments
 
 
 def cohort_spec(study: Any, optimizer: str, schedule: str, seed: int, rates: List[float]) -> Dict[str, Any]:
@@ -68,8 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the runs of one cohort part.")
     parser.add_argument("--spec", required=True, help="cohort spec as JSON (see cohort_spec)")
     parser.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
-    parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
-    parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (the rule's gpu resource): with 1, a missing GPU is an error")
+    add_device_arguments(parser)
     parser.add_argument("--manifest", required=True, type=Path, help="output: the list of run folders")
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)

@@ -60,6 +60,15 @@ def claim_gpu(count: int, lock_dir: Optional[Path] = None) -> Optional[int]:
     return None
 
 
+def add_device_arguments(parser: Any) -> None:
+    """The ``--threads`` and ``--gpus`` options of every TensorFlow job's command line (an
+    ``argparse`` parser), filled from the rule's ``{threads}`` and ``{resources.gpu}``."""
+    parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
+    parser.add_argument(
+        "--gpus", type=int, default=0, help="GPUs the job asked for (the rule's gpu resource): with 1, a missing GPU is an error"
+    )
+
+
 def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = True, gpus: int = 0) -> str:
     """Set up TensorFlow once per process; returns the device training runs on.
 

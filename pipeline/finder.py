@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from pipeline.config import FinderConfig, round_significant
+from pipeline.device import add_device_arguments
 from pipeline.io import write_atomic, write_json_atomic
 
 if TYPE_CHECKING:  # pandas is imported where used, to keep this module cheap to import
@@ -409,8 +410,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="LR range test of one optimizer, over the study's seeds.")
     parser.add_argument("--spec", required=True, help="finder spec as JSON (see finder_job_spec)")
     parser.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
-    parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
-    parser.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (the rule's gpu resource): with 1, a missing GPU is an error")
+    add_device_arguments(parser)
     parser.add_argument("--curve", required=True, type=Path, help="output: finder.csv (all seeds)")
     parser.add_argument("--suggestions", required=True, type=Path, help="output: suggestions.json")
     args = parser.parse_args(argv)

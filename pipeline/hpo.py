@@ -43,6 +43,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from pipeline.device import add_device_arguments
 from pipeline.hpo_spec import make_sampler, search_dir, worker_seed
 from pipeline.hpo_storage import (
     BudgetLock,
@@ -158,8 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     worker.add_argument("--spec", required=True, help="the search's job spec as JSON (see hpo_job_spec)")
     worker.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
     worker.add_argument("--worker", required=True, type=int, help="this worker's index (0 .. workers-1)")
-    worker.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
-    worker.add_argument("--gpus", type=int, default=0, help="GPUs the job asked for (the rule's gpu resource): with 1, a missing GPU is an error")
+    add_device_arguments(worker)
     worker.add_argument("--done", required=True, type=Path, help="output: marker listing the trials this worker ran")
     summary = commands.add_parser("summary", help="write the search's trials.csv")
     summary.add_argument("--spec", required=True, help="the search's job spec as JSON")
