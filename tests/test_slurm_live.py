@@ -111,16 +111,20 @@ def make_workdir(path: Path) -> Path:
     return path
 
 
+def snakemake_environment() -> dict[str, str]:
+    """This environment without SLURM_* variables, with this interpreter's directory first on
+    PATH: jobs call `python -m pipeline...`, and sbatch's --export=ALL carries PATH into them."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("SLURM_")}
+    environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), environment.get("PATH", "")])
+    return environment
+
+
 def snakemake(workdir: Path, *arguments: str) -> tuple[subprocess.CompletedProcess, str]:
     """Run Snakemake in workdir; returns the process and its whole output (stdout then stderr)."""
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("SLURM_")}
-    # Jobs call `python -m pipeline...`: this interpreter's directory first on PATH, which sbatch's
-    # --export=ALL carries into the cluster jobs.
-    environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), environment.get("PATH", "")])
     command = [sys.executable, "-m", "snakemake", *arguments]
     try:
         result = subprocess.run(
-            command, check=False, cwd=workdir, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=environment, stdin=subprocess.DEVNULL
+            command, check=False, cwd=workdir, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=snakemake_environment(), stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired as error:
         output = "".join(text.decode(errors="replace") if isinstance(text, bytes) else (text or "") for text in (error.stdout, error.stderr))
@@ -260,14 +264,12 @@ def test_a_requeued_training_job_resumes_from_its_last_epoch_and_matches_a_local
 
     workdir = make_workdir(tmp_path / "cluster")
     arguments = [argument if argument != STUDY else REQUEUE_STUDY for argument in slurm_arguments(cluster)]
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("SLURM_")}
-    environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), environment.get("PATH", "")])
     log = tmp_path / "snakemake.log"
     run_folder = Path("results/requeue/runs/adam/constant/seed0/lr3e-3")
     with log.open("w") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "snakemake", *arguments, "--slurm-requeue", "--", REQUEUE_TARGET],
-            cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=environment, stdin=subprocess.DEVNULL,
+            cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=snakemake_environment(), stdin=subprocess.DEVNULL,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + RUN_TIMEOUT
