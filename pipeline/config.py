@@ -158,8 +158,9 @@ class StudyConfig:
     #: ``mixed_float16`` compute policy (for GPUs with tensor cores).
     mixed_precision: bool = False
     #: GPUs each training, range-test and search job asks for (the rules' ``gpu`` resource,
-    #: which Snakemake's SLURM executor turns into ``--gpus``); 0 = CPU jobs. A job trains
-    #: its runs one after another on one device, so 0 or 1.
+    #: which Snakemake's SLURM executor turns into ``--gpus``); 0 = none asked for (TensorFlow
+    #: still uses a GPU it can see). A job trains its runs one after another on one device,
+    #: so 0 or 1.
     gpus: int = 0
     #: GPU model to ask the cluster for (SLURM's ``--gpus=<model>:<n>``), e.g. ``a100``;
     #: needs ``gpus=1``. ``null`` takes any.
