@@ -48,7 +48,7 @@ rule study_config:
     conda:
         "envs/pipeline.yaml"
     shell:
-        "python -m pipeline.studyfile --study {params.study:q} --out {output} > {log} 2>&1"
+        "python -m pipeline.config --study {params.study:q} --out {output} > {log} 2>&1"
 
 
 rule dataset:
@@ -63,7 +63,7 @@ rule dataset:
     conda:
         "envs/pipeline.yaml"
     shell:
-        "python -m pipeline.data --options {params.options:q} --out {output} > {log} 2>&1"
+        "python -m pipeline.training.data --options {params.options:q} --out {output} > {log} 2>&1"
 
 
 rule train:
@@ -85,7 +85,7 @@ rule train:
     conda:
         "envs/pipeline.yaml"
     shell:
-        "python -m pipeline.cohort --spec {params.spec:q} --data {input.data} --threads {threads}"
+        "python -m pipeline.training --spec {params.spec:q} --data {input.data} --threads {threads}"
         " --gpus {resources.gpu} --manifest {output.manifest} > {log} 2>&1"
 
 
@@ -103,7 +103,7 @@ rule aggregate:
     conda:
         "envs/pipeline.yaml"
     shell:
-        "python -m pipeline.aggregate --manifests {input} --runs {output.runs} --curves {output.curves}"
+        "python -m pipeline.analysis --manifests {input} --runs {output.runs} --curves {output.curves}"
         " --best {output.best} --diagnosis {params.diagnosis:q} > {log} 2>&1"
 
 

@@ -4,8 +4,8 @@ Three ways to train the same run, in one process, alternating, median of ``--rep
 
 - ``keras-shuffle`` (the baseline): ``model.fit`` on the arrays with Keras' own
   ``shuffle=True``, which a restarted process cannot continue;
-- ``epoch-batches``: :func:`pipeline.train.train_run` without saved state: batches drawn
-  from ``(seed, epoch)`` (:func:`pipeline.resume.epoch_batches`);
+- ``epoch-batches``: :func:`pipeline.training.run.train_run` without saved state: batches drawn
+  from ``(seed, epoch)`` (:func:`pipeline.training.resume.epoch_batches`);
 - ``resumable``: the same plus the state saved at every epoch end (what training jobs do).
 
 Prints each one's seconds and its ratio to the baseline.
@@ -22,20 +22,20 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
-from pipeline.compose import compose_study
-from pipeline.data import build_dataset
-from pipeline.device import configure_tensorflow
-from pipeline.train import train_run
+from pipeline.config.compose import compose_study
+from pipeline.training.data import build_dataset
+from pipeline.training.device import configure_tensorflow
+from pipeline.training.run import train_run
 
 
 def keras_shuffle_run(run_config: Mapping[str, Any], arrays: Mapping[str, Any]) -> None:
     """The baseline: the same model, optimizer, schedule and compile options, Keras' shuffle."""
     import keras
 
-    from pipeline.data import num_classes
-    from pipeline.models import build_model
-    from pipeline.schedules import build_schedule
-    from pipeline.train import build_optimizer
+    from pipeline.training.data import num_classes
+    from pipeline.training.models import build_model
+    from pipeline.training.schedules import build_schedule
+    from pipeline.training.run import build_optimizer
 
     training = run_config["training"]
     keras.backend.clear_session()

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.compose import compose_study
-from pipeline.data import build_dataset
-from pipeline.device import configure_tensorflow
-from pipeline.train import train_run
+from pipeline.config.compose import compose_study
+from pipeline.training.data import build_dataset
+from pipeline.training.device import configure_tensorflow
+from pipeline.training.run import train_run
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
-from pipeline.compose import format_overrides
+from pipeline.config.compose import format_overrides
 
 SNAKEFILE = Path(__file__).resolve().parent.parent / "Snakefile"
 
@@ -44,8 +44,8 @@ def main() -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from pipeline.compose import validate
-    from pipeline.config import StudyConfigError, conf_dir
+    from pipeline.config.compose import validate
+    from pipeline.config.schema import StudyConfigError, conf_dir
 
     hydra_arguments, snakemake_arguments = split_arguments(sys.argv[1:])
     sys.argv = [sys.argv[0], *hydra_arguments]

@@ -2,8 +2,8 @@
 
 ``runs.csv``, ``best.csv`` and ``finder_vs_grid.csv`` come back from :func:`pandas.read_csv`
 with NaN for empty cells and, in older files, booleans spelled as text; ``suggestions.json``
-holds ``null``, ``NaN`` and ``Infinity``. The readers (:mod:`pipeline.advice`,
-:mod:`pipeline.report`, :mod:`pipeline.finder_compare` and the figures) share these helpers so
+holds ``null``, ``NaN`` and ``Infinity``. The readers (:mod:`pipeline.analysis.advice`,
+:mod:`pipeline.report`, :mod:`pipeline.analysis.finder_vs_grid` and the figures) share these helpers so
 that they agree on what counts as a number, a "true" and a usable table.
 
 Pure pandas: no matplotlib or TensorFlow import, so the light report job can use it.

@@ -4,11 +4,12 @@
 import dataclasses
 import json
 
-from pipeline.cohort import cohort_spec
-from pipeline.compose import compose_study
-from pipeline.config import cohort_parts, StudyConfigError
-from pipeline.finder import centred_grid, finder_job_spec, read_suggestion
-from pipeline.hpo_spec import hpo_job_spec, searches
+from pipeline.training.cohort import cohort_spec
+from pipeline.config.compose import compose_study
+from pipeline.config.rates import cohort_parts
+from pipeline.config.schema import StudyConfigError
+from pipeline.finder.suggest import centred_grid, finder_job_spec, read_suggestion
+from pipeline.search.spec import hpo_job_spec, searches
 
 
 _unknown_keys = sorted(set(config) - {"overrides"})
@@ -23,7 +24,7 @@ STUDY_DIR = f"results/{STUDY.name}"
 DATA_FILE = f"{STUDY_DIR}/data/{STUDY.dataset['name']}.npz"
 # A user's .npz file is an input of the dataset rule: a changed file rebuilds the data, and
 # its content digest in every run's config retrains what it affects.
-DATASET_INPUTS = [STUDY.dataset["path"]] if STUDY.dataset.get("_target_") == "pipeline.data.npz_file" else []
+DATASET_INPUTS = [STUDY.dataset["path"]] if STUDY.dataset.get("_target_") == "pipeline.training.data.npz_file" else []
 # Rule parameters as JSON: Snakemake reruns a job when its parameters change.
 STUDY_JSON = json.dumps(STUDY.as_dict())
 DATASET_JSON = json.dumps(STUDY.dataset)
@@ -31,7 +32,7 @@ DIAGNOSIS_JSON = json.dumps(dataclasses.asdict(STUDY.diagnosis))
 FINDER_MODE = STUDY.settings.grid.mode == "finder"
 # What each TensorFlow job (train, lr_finder, hpo_worker) asks for: Snakemake's `gpu` resource,
 # which `--resources gpu=N` caps on one machine and the SLURM executor turns into --gpus
-# (with `gpu_model`, --gpus=<model>:<n>). See pipeline/device.py for how a job picks its GPU.
+# (with `gpu_model`, --gpus=<model>:<n>). See pipeline/training/device.py for how a job picks its GPU.
 GPU_RESOURCES = {"gpu": STUDY.settings.gpus}
 if STUDY.settings.gpu_model:
     GPU_RESOURCES["gpu_model"] = STUDY.settings.gpu_model

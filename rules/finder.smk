@@ -48,5 +48,5 @@ rule finder_compare:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.finder_compare --suggestions {input.suggestions} --runs {input.runs}"
+        "python -m pipeline.analysis.finder_vs_grid --suggestions {input.suggestions} --runs {input.runs}"
         " --best {input.best} --out {output} > {log} 2>&1"

@@ -29,7 +29,7 @@ rule hpo_worker:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.hpo worker --spec {params.spec:q} --data {input.data} --worker {wildcards.worker}"
+        "python -m pipeline.search worker --spec {params.spec:q} --data {input.data} --worker {wildcards.worker}"
         " --threads {threads} --gpus {resources.gpu} --done {output.done} > {log} 2>&1"
 
 
@@ -45,7 +45,7 @@ rule hpo_summary:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.hpo summary --spec {params.spec:q} --out {output} > {log} 2>&1"
+        "python -m pipeline.search summary --spec {params.spec:q} --out {output} > {log} 2>&1"
 
 
 rule methods:
@@ -61,5 +61,5 @@ rule methods:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.methods --runs {input.runs} --best {input.best} --trials {input.trials}"
+        "python -m pipeline.analysis.methods --runs {input.runs} --best {input.best} --trials {input.trials}"
         " --finder {input.finder} --out {output} > {log} 2>&1"

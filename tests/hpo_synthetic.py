@@ -22,7 +22,7 @@ from typing import Any, Dict, List
 
 import pandas as pd
 
-from pipeline.finder_compare import FINDER_VS_GRID_COLUMNS
+from pipeline.analysis.finder_vs_grid import FINDER_VS_GRID_COLUMNS
 
 NAN = math.nan
 L1, L2, L3 = 1e-3, 1e-2, 1e-1

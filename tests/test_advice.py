@@ -1,10 +1,10 @@
-"""Tests of pipeline.advice on synthetic run folders: each warning fires when it should and
+"""Tests of pipeline.analysis.advice on synthetic run folders: each warning fires when it should and
 stays silent when it should not, boundaries included.
 
-Run folders are written in the format of :func:`pipeline.train.train_run` (``history.csv``
-with ``HISTORY_COLUMNS``, ``summary.json`` from :func:`pipeline.train.summarise` plus the
-run's identity) at the paths of :func:`pipeline.config.run_dir`, then read back with
-:func:`pipeline.aggregate.read_runs` and :func:`pipeline.aggregate.best_rates`, as the
+Run folders are written in the format of :func:`pipeline.training.run.train_run` (``history.csv``
+with ``HISTORY_COLUMNS``, ``summary.json`` from :func:`pipeline.training.run.summarise` plus the
+run's identity) at the paths of :func:`pipeline.config.rates.run_dir`, then read back with
+:func:`pipeline.analysis.aggregate.read_runs` and :func:`pipeline.analysis.aggregate.best_rates`, as the
 workflow does. Losses are dyadic fractions where a boundary is tested, so that means and
 standard deviations are exact.
 """
@@ -20,11 +20,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import pandas as pd
 import pytest
 
-from pipeline.advice import KINDS, Warning, diverged_by_schedule, study_warnings
-from pipeline.aggregate import rate_table
-from pipeline.aggregate import best_rates, read_runs
-from pipeline.config import DiagnosisConfig, GridConfig, grid_rates, run_dir
-from pipeline.train import summarise, write_history
+from pipeline.analysis.advice import KINDS, Warning, diverged_by_schedule, study_warnings
+from pipeline.analysis.aggregate import rate_table
+from pipeline.analysis.aggregate import best_rates, read_runs
+from pipeline.config.schema import DiagnosisConfig, GridConfig
+from pipeline.config.rates import grid_rates, run_dir
+from pipeline.training.run import summarise, write_history
 
 NAN = math.nan
 L1, L2, L3 = 1e-3, 1e-2, 1e-1
@@ -390,7 +391,7 @@ def test_order_of_warnings(tmp_path: Path) -> None:
 
 
 def test_edge_advice_for_a_finder_centred_grid_widens_the_decades() -> None:
-    from pipeline.advice import _widen_grid
+    from pipeline.analysis.advice import _widen_grid
 
     grid = {"mode": "finder", "finder_decades": 1.0, "points": 3, "min": 1e-4, "max": 1.0}
     # 3 points over 2 decades: one point per decade; a decade more each side keeps the spacing.

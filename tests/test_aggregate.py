@@ -1,9 +1,9 @@
-"""Tests of pipeline.aggregate on synthetic run folders with hand-known numbers.
+"""Tests of pipeline.analysis.aggregate on synthetic run folders with hand-known numbers.
 
-Run folders are written by hand in the format of :func:`pipeline.train.train_run`
-(``summary.json`` with the keys of :func:`pipeline.train.summarise` plus the run's identity,
+Run folders are written by hand in the format of :func:`pipeline.training.run.train_run`
+(``summary.json`` with the keys of :func:`pipeline.training.run.summarise` plus the run's identity,
 ``history.csv`` with the columns ``HISTORY_COLUMNS``), at the paths of
-:func:`pipeline.config.run_dir`. Losses are dyadic fractions so that hand-computed means are
+:func:`pipeline.config.rates.run_dir`. Losses are dyadic fractions so that hand-computed means are
 exact.
 """
 
@@ -19,9 +19,16 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from pipeline.aggregate import BEST_COLUMNS, RUN_COLUMNS, best_rates, main, read_runs, run_dirs_from_manifests
-from pipeline.config import run_dir
-from pipeline.train import HISTORY_COLUMNS
+from pipeline.analysis.aggregate import (
+    BEST_COLUMNS,
+    RUN_COLUMNS,
+    best_rates,
+    main,
+    read_runs,
+    run_dirs_from_manifests,
+)
+from pipeline.config.rates import run_dir
+from pipeline.tables import HISTORY_COLUMNS
 
 NAN = math.nan
 L1, L2, L3 = 1e-3, 1e-2, 1e-1
@@ -345,7 +352,7 @@ def test_best_rates_edge(winner: float, edge: str) -> None:
 
 
 def write_manifests(study: Path) -> List[Path]:
-    """One cohort manifest per optimizer × schedule × seed of RUNS, as pipeline.cohort writes them."""
+    """One cohort manifest per optimizer × schedule × seed of RUNS, as pipeline.training.cohort writes them."""
     cohorts: Dict[tuple, List[Dict[str, Any]]] = {}
     for (optimizer, schedule, seed, lr), (*_, diverged) in RUNS.items():
         cohorts.setdefault((optimizer, schedule, seed), []).append(
@@ -402,7 +409,7 @@ def test_main_writes_the_three_tables(study_dir: Path, tmp_path: Path, capsys: p
 
 
 def test_main_with_diagnosis_labels_every_run_and_each_recommendation(study_dir: Path, tmp_path: Path) -> None:
-    from pipeline.diagnosis import DIAGNOSIS_COLUMNS, FIT_LABELS
+    from pipeline.analysis.diagnosis import DIAGNOSIS_COLUMNS, FIT_LABELS
 
     manifests = write_manifests(study_dir)
     out = tmp_path / "tables"

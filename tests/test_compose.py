@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.compose import compose_study, format_overrides, parse_overrides
-from pipeline.config import CONF_DIR, StudyConfigError, config_hash
+from pipeline.config.compose import compose_study, format_overrides, parse_overrides
+from pipeline.config.schema import CONF_DIR, StudyConfigError, config_hash
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def test_default_study_is_the_documented_one():
 @pytest.mark.parametrize("optimizer", options("optimizer"))
 def test_every_optimizer_option_composes_and_builds(optimizer):
     keras = pytest.importorskip("keras")
-    from pipeline.train import build_optimizer
+    from pipeline.training.run import build_optimizer
 
     study = compose_study([f"optimizer={optimizer}"])
     assert list(study.optimizers) == [optimizer]
@@ -46,7 +46,7 @@ def test_every_optimizer_option_composes_and_builds(optimizer):
 
 @pytest.mark.parametrize("schedule", options("schedule"))
 def test_every_schedule_option_composes_and_builds(schedule):
-    from pipeline.schedules import build_schedule
+    from pipeline.training.schedules import build_schedule
 
     study = compose_study([f"schedule={schedule}"])
     built = build_schedule(study.schedules[schedule], 0.1, steps_per_epoch=5, epochs=study.settings.epochs)
@@ -56,8 +56,8 @@ def test_every_schedule_option_composes_and_builds(schedule):
 @pytest.mark.parametrize("model", options("model"))
 @pytest.mark.parametrize("dataset", [option for option in options("dataset") if option != "npz"])
 def test_every_model_and_dataset_option_builds(model, dataset):
-    from pipeline.data import build_dataset, num_classes
-    from pipeline.models import build_model
+    from pipeline.training.data import build_dataset, num_classes
+    from pipeline.training.models import build_model
 
     study = compose_study([f"model={model}", f"dataset={dataset}"])
     arrays = build_dataset(study.dataset)
@@ -156,7 +156,7 @@ BAD_INPUTS = [
     ("schedule.cosine.type=triangle", r"schedule.cosine.type='triangle'.*valid: constant, step"),
     ("+schedule.constant.alpha=0.1", r"schedule.constant.alpha does not apply.*none"),
     ("model.hidden_unitz=[10]", r"hidden_unitz"),
-    ("+model.dropout=0.5", r"model option does not fit pipeline.models.mlp.*hidden_units"),
+    ("+model.dropout=0.5", r"model option does not fit pipeline.training.models.mlp.*hidden_units"),
     ("model._target_=nowhere.build", r"model._target_='nowhere.build' cannot be imported"),
     ("dataset=npz", r"dataset.path is required"),
     ("dataset=npz dataset.path=no/such.npz", r"dataset.path='no/such.npz': no such file"),

@@ -1,4 +1,4 @@
-"""Rates, grids, paths and cohort splits of pipeline.config."""
+"""Rates, grids, paths and cohort splits of pipeline.config.schema."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import GridConfig, cohort_parts, grid_rates, lr_to_str, run_dir, str_to_lr
+from pipeline.config.schema import GridConfig
+from pipeline.config.rates import cohort_parts, grid_rates, lr_to_str, run_dir, str_to_lr
 
 
 def test_grid_is_log_spaced_and_rounded():

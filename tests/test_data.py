@@ -1,4 +1,4 @@
-"""Tests of pipeline.data: the builders, the user's .npz plug-in, the cached file and the CLI."""
+"""Tests of pipeline.training.data: the builders, the user's .npz plug-in, the cached file and the CLI."""
 
 from __future__ import annotations
 
@@ -12,8 +12,17 @@ from typing import Dict
 import numpy as np
 import pytest
 
-import pipeline.data as data
-from pipeline.data import ARRAY_KEYS, build_dataset, digits, load_npz, mnist1d, npz_file, num_classes, save_npz
+import pipeline.training.data as data
+from pipeline.training.data import (
+    ARRAY_KEYS,
+    build_dataset,
+    digits,
+    load_npz,
+    mnist1d,
+    npz_file,
+    num_classes,
+    save_npz,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS_TOTAL = 1797
@@ -259,7 +268,7 @@ def test_load_npz_checks_the_arrays(tmp_path: Path) -> None:
 
 
 def test_build_dataset_with_a_target_option() -> None:
-    arrays = build_dataset({"name": "digits", "_target_": "pipeline.data.digits", "val_fraction": 0.5, "seed": 1})
+    arrays = build_dataset({"name": "digits", "_target_": "pipeline.training.data.digits", "val_fraction": 0.5, "seed": 1})
     assert arrays["x_val"].shape == (899, 64) and arrays["x_train"].shape == (898, 64)
     assert_arrays_equal(arrays, digits(val_fraction=0.5, seed=1))
 
@@ -267,7 +276,7 @@ def test_build_dataset_with_a_target_option() -> None:
 def test_build_dataset_with_a_users_npz(tmp_path: Path) -> None:
     path = tmp_path / "mine.npz"
     np.savez(path, **small_arrays())
-    arrays = build_dataset({"name": "mine", "_target_": "pipeline.data.npz_file", "path": str(path)})
+    arrays = build_dataset({"name": "mine", "_target_": "pipeline.training.data.npz_file", "path": str(path)})
     assert_arrays_equal(arrays, npz_file(str(path)))
 
 
@@ -287,9 +296,9 @@ def test_cli_writes_the_dataset_file(tmp_path: Path) -> None:
     source = tmp_path / "mine.npz"
     np.savez(source, **small_arrays())
     out = tmp_path / "data" / "mine.npz"
-    options = {"name": "mine", "_target_": "pipeline.data.npz_file", "path": str(source)}
+    options = {"name": "mine", "_target_": "pipeline.training.data.npz_file", "path": str(source)}
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.data", "--options", json.dumps(options), "--out", str(out)],
+        [sys.executable, "-m", "pipeline.training.data", "--options", json.dumps(options), "--out", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -303,9 +312,9 @@ def test_cli_writes_the_dataset_file(tmp_path: Path) -> None:
 
 def test_cli_fails_on_a_missing_user_file(tmp_path: Path) -> None:
     out = tmp_path / "out.npz"
-    options = {"name": "mine", "_target_": "pipeline.data.npz_file", "path": str(tmp_path / "absent.npz")}
+    options = {"name": "mine", "_target_": "pipeline.training.data.npz_file", "path": str(tmp_path / "absent.npz")}
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.data", "--options", json.dumps(options), "--out", str(out)],
+        [sys.executable, "-m", "pipeline.training.data", "--options", json.dumps(options), "--out", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,

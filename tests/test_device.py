@@ -8,15 +8,15 @@ import time
 
 import pytest
 
-import pipeline.device
-from pipeline.device import claim_gpu, configure_tensorflow
+import pipeline.training.device
+from pipeline.training.device import claim_gpu, configure_tensorflow
 
 
 @pytest.fixture(autouse=True)
 def release_claims():
     """Locks claimed in this process are released after each test."""
     yield
-    pipeline.device._release_locks()
+    pipeline.training.device._release_locks()
 
 
 def test_jobs_claim_distinct_gpus_and_share_when_all_are_taken(tmp_path):
@@ -29,7 +29,7 @@ def test_jobs_claim_distinct_gpus_and_share_when_all_are_taken(tmp_path):
 
 def test_a_killed_job_frees_its_gpu(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from pathlib import Path; from pipeline.device import claim_gpu; "
+        [sys.executable, "-c", f"from pathlib import Path; from pipeline.training.device import claim_gpu; "
          f"print(claim_gpu(2, Path({str(tmp_path)!r})), flush=True); import time; time.sleep(60)"],  # fmt: skip
         stdout=subprocess.PIPE,
         text=True,
@@ -60,7 +60,7 @@ def test_a_job_that_asked_for_a_gpu_and_sees_none_stops_with_a_clear_error():
 
 
 def test_locks_of_a_slurm_job_are_its_own(monkeypatch):
-    from pipeline.device import GPU_LOCK_DIR, gpu_lock_dir
+    from pipeline.training.device import GPU_LOCK_DIR, gpu_lock_dir
 
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     assert gpu_lock_dir() == GPU_LOCK_DIR
@@ -71,5 +71,5 @@ def test_locks_of_a_slurm_job_are_its_own(monkeypatch):
 def test_released_claims_free_their_gpus(tmp_path):
     assert claim_gpu(2, tmp_path) == 0
     assert claim_gpu(2, tmp_path) == 1
-    pipeline.device._release_locks()
+    pipeline.training.device._release_locks()
     assert claim_gpu(2, tmp_path) == 0

@@ -1,4 +1,4 @@
-"""Tests of pipeline.diagnosis on synthetic curves built to trip each rule, or to stay just
+"""Tests of pipeline.analysis.diagnosis on synthetic curves built to trip each rule, or to stay just
 below it.
 
 Unless a test says otherwise, a run starts from an untrained loss of 2.0, the study's best
@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from pipeline.config import DiagnosisConfig
-from pipeline.diagnosis import (
+from pipeline.config.schema import DiagnosisConfig
+from pipeline.analysis.diagnosis import (
     DIAGNOSIS_COLUMNS,
     FIT_LABELS,
     diagnose_history,

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import FinderConfig, round_significant
-from pipeline.finder import (
+from pipeline.config.schema import FinderConfig
+from pipeline.config.rates import round_significant
+from pipeline.finder.suggest import (
     CURVE_COLUMNS,
     SUGGESTIONS,
     batch_indices,
@@ -41,7 +42,7 @@ LOG_LR = np.linspace(-7.0, 1.0, 200)
 LR = 10.0**LOG_LR
 TAIL_LR = LR[-1] * 10.0 ** (np.arange(1, 5) * 0.04)
 TAIL_LOSS = np.array([np.nan, np.inf, -np.inf, np.nan])
-MLP = {"name": "mlp", "_target_": "pipeline.models.mlp", "hidden_units": [64]}
+MLP = {"name": "mlp", "_target_": "pipeline.training.models.mlp", "hidden_units": [64]}
 
 
 def s_curve(centre: float, width: float = 0.5) -> np.ndarray:
@@ -247,8 +248,8 @@ BLOWUP = FinderConfig(start_lr=1e-5, end_lr=100.0, steps=60, skip_start=5, skip_
 
 @pytest.fixture(scope="module")
 def arrays():
-    from pipeline.data import digits
-    from pipeline.device import configure_tensorflow
+    from pipeline.training.data import digits
+    from pipeline.training.device import configure_tensorflow
 
     configure_tensorflow(threads=2, deterministic=True)
     return digits()
@@ -256,13 +257,13 @@ def arrays():
 
 @pytest.fixture(scope="module")
 def curve(arrays):
-    from pipeline.finder import range_test
+    from pipeline.finder.range_test import range_test
 
     return range_test(MLP, {"type": "adam"}, arrays, BLOWUP, 32, seed=0)
 
 
 def test_same_seed_same_curve_and_stop_on_blow_up(arrays, curve):
-    from pipeline.finder import range_test
+    from pipeline.finder.range_test import range_test
 
     again = range_test(MLP, {"type": "adam"}, arrays, BLOWUP, 32, seed=0)
     pd.testing.assert_frame_equal(curve, again, check_exact=True)
@@ -286,7 +287,7 @@ def test_same_seed_same_curve_and_stop_on_blow_up(arrays, curve):
 
 
 def test_linear_ramp_runs_to_its_end(arrays):
-    from pipeline.finder import range_test
+    from pipeline.finder.range_test import range_test
 
     settings = FinderConfig(start_lr=1e-4, end_lr=1e-3, steps=6, mode="linear", skip_start=0, skip_end=0)
     linear = range_test(MLP, {"type": "sgd", "momentum": 0.9}, arrays, settings, 32, seed=0)
@@ -300,8 +301,8 @@ def test_losses_are_per_batch_not_a_running_mean(arrays):
     loss. A running mean (Keras' ``logs["loss"]``) damps the swing as 1/step."""
     import keras
 
-    from pipeline.finder import range_test
-    from pipeline.models import build_model
+    from pipeline.finder.range_test import range_test
+    from pipeline.training.models import build_model
 
     steps, batch_size, seed = 12, 32, 4
     settings = FinderConfig(start_lr=1e-12, end_lr=1e-12, steps=steps, mode="linear", stop_factor=1e6)
@@ -329,9 +330,10 @@ def test_losses_are_per_batch_not_a_running_mean(arrays):
 
 
 def test_the_finder_leaves_no_trace_on_training_runs(arrays, tmp_path, monkeypatch):
-    from pipeline.compose import compose_study
-    from pipeline.finder import finder_job_spec, range_test
-    from pipeline.train import train_run
+    from pipeline.config.compose import compose_study
+    from pipeline.finder.suggest import finder_job_spec
+    from pipeline.finder.range_test import range_test
+    from pipeline.training.run import train_run
 
     def snapshot(folder: Path) -> Dict[str, str]:
         return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -360,7 +362,7 @@ def test_the_finder_leaves_no_trace_on_training_runs(arrays, tmp_path, monkeypat
 
 
 def test_cli_end_to_end_on_digits(arrays, tmp_path):
-    from pipeline.data import save_npz
+    from pipeline.training.data import save_npz
 
     save_npz(arrays, tmp_path / "data.npz")
     settings = dict(start_lr=1e-5, end_lr=100.0, steps=40, mode="exponential", stop_factor=4.0, beta=0.9, skip_start=3, skip_end=2, min_drop=0.05)

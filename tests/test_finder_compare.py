@@ -1,4 +1,4 @@
-"""Tests of pipeline.finder_compare: the range test's suggestions against the grid's best.
+"""Tests of pipeline.analysis.finder_vs_grid: the range test's suggestions against the grid's best.
 
 Synthetic grid: adam × {constant, cosine} and sgd × constant at hand-picked rates, rmsprop in
 the grid without a range test, lion with a range test but no grid. Losses are dyadic, so the
@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 import pandas as pd
 import pytest
 
-from pipeline.finder_compare import (
+from pipeline.analysis.finder_vs_grid import (
     FINDER_VS_GRID_COLUMNS,
     closest_suggestions,
     finder_vs_grid,
@@ -235,8 +235,8 @@ def test_python_dash_m_runs_without_keras(tmp_path: Path) -> None:
     out = tmp_path / "finder_vs_grid.csv"
     code = (
         "import runpy, sys;"
-        "sys.argv = ['pipeline.finder_compare', *sys.argv[1:]];"
-        "runpy.run_module('pipeline.finder_compare', run_name='__main__');"
+        "sys.argv = ['pipeline.analysis.finder_vs_grid', *sys.argv[1:]];"
+        "runpy.run_module('pipeline.analysis.finder_vs_grid', run_name='__main__');"
         "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'imported keras'"
     )
     argv = ["--suggestions", *map(str, paths), "--runs", str(tmp_path / "runs.csv"), "--best", str(tmp_path / "best.csv"), "--out", str(out)]

@@ -16,9 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import hpo, hpo_spec, hpo_storage, hpo_summary, hpo_trial
-from pipeline.compose import compose_study
-from pipeline.data import build_dataset, save_npz
+from pipeline.search import worker as hpo
+from pipeline.search import spec as hpo_spec
+from pipeline.search import storage as hpo_storage
+from pipeline.search import summary as hpo_summary
+from pipeline.search import trial as hpo_trial
+from pipeline.config.compose import compose_study
+from pipeline.training.data import build_dataset, save_npz
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = "study=smoke hpo=tpe hpo.trials=6 hpo.workers=2 study.epochs=3 optimizer=[adam] schedule=[constant]"
@@ -46,7 +50,7 @@ def local_spec(study: Any, search: str, root: Path) -> Dict[str, Any]:
 
 def worker_command(spec: Dict[str, Any], data_file: Path, worker: int) -> List[str]:
     done = hpo_spec.search_dir(spec) / f"worker{worker}.done"
-    return [sys.executable, "-m", "pipeline.hpo", "worker", "--spec", json.dumps(spec), "--data", str(data_file),
+    return [sys.executable, "-m", "pipeline.search", "worker", "--spec", json.dumps(spec), "--data", str(data_file),
             "--worker", str(worker), "--threads", "1", "--done", str(done)]  # fmt: skip
 
 
@@ -155,8 +159,8 @@ class FakeCallback:
 @pytest.fixture
 def fake_training(monkeypatch):
     """Replace TensorFlow training with a function of the rate; ``fail_for`` rates raise."""
-    import pipeline.device
-    import pipeline.train
+    import pipeline.training.device
+    import pipeline.training.run
 
     calls: Dict[str, Any] = {"fail_for": set(), "trained": []}
 
@@ -172,8 +176,8 @@ def fake_training(monkeypatch):
         (Path(out_dir) / "summary.json").write_text(json.dumps(summary))
         return summary
 
-    monkeypatch.setattr(pipeline.train, "train_run", fake_train_run)
-    monkeypatch.setattr(pipeline.device, "configure_tensorflow", lambda threads=None, deterministic=True, gpus=0: "fake")
+    monkeypatch.setattr(pipeline.training.run, "train_run", fake_train_run)
+    monkeypatch.setattr(pipeline.training.device, "configure_tensorflow", lambda threads=None, deterministic=True, gpus=0: "fake")
     monkeypatch.setattr(hpo_trial, "make_pruning_callback", lambda trial: FakeCallback())
     return calls
 
@@ -251,7 +255,7 @@ def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing
 
     out = hpo_spec.search_dir(spec) / "trials.csv"
     summary = subprocess.run(
-        [sys.executable, "-m", "pipeline.hpo", "summary", "--spec", json.dumps(spec), "--out", str(out)],
+        [sys.executable, "-m", "pipeline.search", "summary", "--spec", json.dumps(spec), "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert summary.returncode == 0, summary.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""Tests of pipeline.methods: the method comparison, exactly, on the files of :mod:`hpo_synthetic`.
+"""Tests of pipeline.analysis.methods: the method comparison, exactly, on the files of :mod:`hpo_synthetic`.
 
 Hand computation (the grid's best is 0.5, so "within 1%" is ≤ 0.505):
 
@@ -28,7 +28,13 @@ import pandas as pd
 import pytest
 from hpo_synthetic import L1, L2, L3, all_trials, make_finder_vs_grid, make_grid_best, make_grid_runs, make_trials
 
-from pipeline.methods import METHOD_COLUMNS, grid_best_val_loss, main, method_comparison, within_threshold
+from pipeline.analysis.methods import (
+    METHOD_COLUMNS,
+    grid_best_val_loss,
+    main,
+    method_comparison,
+    within_threshold,
+)
 
 NAN = math.nan
 
@@ -154,7 +160,7 @@ def test_python_dash_m_without_tensorflow_or_optuna(tmp_path: Path) -> None:
     out = tmp_path / "methods.csv"
     code = (
         "import runpy, sys;"
-        "runpy.run_module('pipeline.methods', run_name='__main__');"
+        "runpy.run_module('pipeline.analysis.methods', run_name='__main__');"
         "heavy = {'tensorflow', 'keras', 'optuna'} & set(sys.modules);"
         "assert not heavy, heavy"
     )

@@ -1,4 +1,4 @@
-"""Tests of pipeline.models: the built-in builders' structure, and a user's own builder."""
+"""Tests of pipeline.training.models: the built-in builders' structure, and a user's own builder."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.compose import check_target
-from pipeline.config import CONF_DIR, StudyConfigError
-from pipeline.models import build_model, cnn, mlp
+from pipeline.config.compose import check_target
+from pipeline.config.schema import CONF_DIR, StudyConfigError
+from pipeline.training.models import build_model, cnn, mlp
 
 
 def conf_option(name: str) -> dict:
@@ -127,7 +127,7 @@ def test_cnn_bad_arguments(kwargs: dict, key: str) -> None:
 
 
 def test_build_model_drops_the_name_and_passes_options() -> None:
-    model = build_model({"name": "tiny", "_target_": "pipeline.models.mlp", "hidden_units": [8]}, [40], 4)
+    model = build_model({"name": "tiny", "_target_": "pipeline.training.models.mlp", "hidden_units": [8]}, [40], 4)
     assert [layer.units for layer in layers_of(model, keras.layers.Dense)] == [8, 4]
     assert model.input_shape == (None, 40)
 

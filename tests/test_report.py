@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 from hpo_synthetic import all_trials, make_finder_vs_grid, make_grid_best, make_grid_runs
 
-from pipeline.advice import study_warnings
-from pipeline.finder_compare import FINDER_VS_GRID_COLUMNS
-from pipeline.methods import method_comparison
-from pipeline.report import build_report, main
-from pipeline.report_figures import FIGURE_CAPTIONS
-from pipeline.report_finder import finder_sentence, relative_text
-from pipeline.report_html import FIT_COLOURS, FIT_TEXT_COLOURS, fit_badge, format_rate
-from pipeline.report_methods import methods_sentence
-from pipeline.report_results import BEST_COLUMNS, edge_warning, schedule_comparison
+from pipeline.analysis.advice import study_warnings
+from pipeline.analysis.finder_vs_grid import FINDER_VS_GRID_COLUMNS
+from pipeline.analysis.methods import method_comparison
+from pipeline.report.build import build_report, main
+from pipeline.report.figures import FIGURE_CAPTIONS
+from pipeline.report.finder import finder_sentence, relative_text
+from pipeline.report.html import FIT_COLOURS, FIT_TEXT_COLOURS, fit_badge, format_rate
+from pipeline.report.methods import methods_sentence
+from pipeline.report.results import BEST_COLUMNS, edge_warning, schedule_comparison
 
 NAN = math.nan
 #: Enough of a PNG for the report, which embeds bytes without decoding them.
@@ -232,7 +232,7 @@ def test_cli_rejects_malformed_figure(tmp_path: Path) -> None:
 
 
 def full_study() -> Dict[str, Any]:
-    """A config.yaml mapping as pipeline.studyfile writes it (grid, epochs, diagnosis, provenance)."""
+    """A config.yaml mapping as pipeline.config.studyfile writes it (grid, epochs, diagnosis, provenance)."""
     return {
         "study": {"name": "demo", "seeds": [0, 1], "epochs": 10, "grid": {"min": 1e-3, "max": 1e-1, "points": 3, "values": None}},
         "diagnosis": {"diverged_warning": 0.3, "early_best": 0.1, "late_best": 0.75},

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pandas as pd
 import pytest
 
-from pipeline.report import build_report
+from pipeline.report.build import build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.cohort import cohort_spec
-from pipeline.compose import compose_study
-from pipeline.config import config_hash, run_dir
-from pipeline.data import build_dataset, save_npz
-from pipeline.resume import STATE_FILE, epoch_batches, load_state, save_state, saved_epochs
-from pipeline.device import configure_tensorflow
-from pipeline.train import train_run
+from pipeline.training.cohort import cohort_spec
+from pipeline.config.compose import compose_study
+from pipeline.config.schema import config_hash
+from pipeline.config.rates import run_dir
+from pipeline.training.data import build_dataset, save_npz
+from pipeline.training.resume import STATE_FILE, epoch_batches, load_state, save_state, saved_epochs
+from pipeline.training.device import configure_tensorflow
+from pipeline.training.run import train_run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,7 +104,7 @@ def test_an_unreadable_state_is_not_resumed_and_a_mismatched_one_names_the_file(
 
 
 def job_command(spec: dict, data_file: Path, manifest: Path) -> list:
-    return [sys.executable, "-m", "pipeline.cohort", "--spec", json.dumps(spec), "--data", str(data_file),
+    return [sys.executable, "-m", "pipeline.training", "--spec", json.dumps(spec), "--data", str(data_file),
             "--threads", "1", "--manifest", str(manifest)]  # fmt: skip
 
 
@@ -203,7 +204,7 @@ def test_an_interrupted_run_resumes_identically_with_mixed_precision_and_a_cnn(s
 def test_a_run_killed_after_its_last_state_ends_without_training_again(study, arrays, tmp_path, monkeypatch, lr, status):
     """Killed after the final (or diverged) epoch's state was saved, before the summary: the
     next attempt trains nothing and writes what the uninterrupted run wrote."""
-    import pipeline.train
+    import pipeline.training.run
 
     run_config = study.run_config("momentum", "step", 0, lr)
     reference = train_run(run_config, arrays, tmp_path / "reference")
@@ -213,7 +214,7 @@ def test_a_run_killed_after_its_last_state_ends_without_training_again(study, ar
         raise Interrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline.train, "write_history", killed)
+        patch.setattr(pipeline.training.run, "write_history", killed)
         with pytest.raises(Interrupt):
             train_run(run_config, arrays, tmp_path / "run", resumable=True)
     assert saved_epochs(tmp_path / "run" / STATE_FILE) == reference["epochs_run"]
@@ -249,7 +250,7 @@ def test_a_complete_run_left_with_a_state_is_skipped_and_the_state_removed(study
     the run and removes the state, which must never be trusted later."""
     import shutil
 
-    from pipeline.cohort import train_cohort
+    from pipeline.training.cohort import train_cohort
 
     data_file = tmp_path / "data.npz"
     save_npz(arrays, data_file)

@@ -1,4 +1,4 @@
-"""Tests of pipeline.schedules: every type against a NumPy formula written from the math.
+"""Tests of pipeline.training.schedules: every type against a NumPy formula written from the math.
 
 The references below never call Keras: they are the formulas of the module docstring in
 float64. Keras evaluates in float32, hence ``rtol=1e-6`` plus a tiny ``atol`` for the cosine
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import StudyConfigError
-from pipeline.schedules import Constant, WarmupConstant, build_schedule, schedule_curve
+from pipeline.config.schema import StudyConfigError
+from pipeline.training.schedules import Constant, WarmupConstant, build_schedule, schedule_curve
 
 PEAK = 0.3
 #: (steps_per_epoch, epochs)

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.resume import STATE_FILE, saved_epochs
+from pipeline.training.resume import STATE_FILE, saved_epochs
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 

@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.cohort import cohort_spec
-from pipeline.compose import compose_study
-from pipeline.config import config_hash, run_dir
-from pipeline.data import build_dataset, save_npz
-from pipeline.device import configure_tensorflow
-from pipeline.train import HISTORY_COLUMNS, is_complete, summarise, train_run
+from pipeline.training.cohort import cohort_spec
+from pipeline.config.compose import compose_study
+from pipeline.config.schema import config_hash
+from pipeline.config.rates import run_dir
+from pipeline.training.data import build_dataset, save_npz
+from pipeline.training.device import configure_tensorflow
+from pipeline.tables import HISTORY_COLUMNS
+from pipeline.training.run import is_complete, summarise, train_run
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = "study=smoke study.epochs=3 schedule=[constant,cosine] optimizer=[adam,momentum]"
@@ -94,7 +96,7 @@ def test_cohort_job_trains_every_rate_survives_divergence_and_skips_complete_run
     spec = cohort_spec(study, "adam", "constant", 0, [0.01, 30.0])
     spec["study_dir"] = str(tmp_path / "results" / "smoke")
     manifest = tmp_path / "manifest.json"
-    command = [sys.executable, "-m", "pipeline.cohort", "--spec", json.dumps(spec), "--data", str(data_file),
+    command = [sys.executable, "-m", "pipeline.training", "--spec", json.dumps(spec), "--data", str(data_file),
                "--threads", "1", "--manifest", str(manifest)]  # fmt: skip
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -123,7 +125,7 @@ def test_a_run_is_repeatable_across_processes(tmp_path):
         workdir = tmp_path / attempt
         workdir.mkdir()
         result = subprocess.run(
-            [sys.executable, "-m", "pipeline.train", "study=smoke", "study.epochs=3", "optimizer=momentum",
+            [sys.executable, "-m", "pipeline.training.run", "study=smoke", "study.epochs=3", "optimizer=momentum",
              "schedule=warmup_cosine", "lr=0.05", "seed=3"],  # fmt: skip
             cwd=workdir,
             capture_output=True,
@@ -146,7 +148,7 @@ def test_the_run_app_rejects_bad_input_naming_the_key(tmp_path):
         (["optimizer=adam", "schedule=cosine"], "lr"),
     ):
         result = subprocess.run(
-            [sys.executable, "-m", "pipeline.train", "study=smoke", *arguments],
+            [sys.executable, "-m", "pipeline.training.run", "study=smoke", *arguments],
             cwd=tmp_path,
             capture_output=True,
             text=True,

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.compose import compose_study
-from pipeline.config import run_dir
+from pipeline.config.compose import compose_study
+from pipeline.config.rates import run_dir
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -110,7 +110,7 @@ FIGURES = [
 
 
 def test_every_run_is_diagnosed(smoke):
-    from pipeline.diagnosis import DIAGNOSIS_COLUMNS, FIT_LABELS
+    from pipeline.analysis.diagnosis import DIAGNOSIS_COLUMNS, FIT_LABELS
 
     _, results = smoke
     runs = pd.read_csv(results / "runs.csv")
@@ -159,7 +159,7 @@ def test_rerun_does_nothing_and_a_wider_grid_trains_only_new_rates(smoke):
 def test_single_run_app_writes_what_the_workflow_writes(smoke, tmp_path):
     workdir, results = smoke
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.train", "study=smoke", "optimizer=adam", "schedule=warmup_cosine",
+        [sys.executable, "-m", "pipeline.training.run", "study=smoke", "optimizer=adam", "schedule=warmup_cosine",
          "lr=0.03162", "seed=0"],  # fmt: skip
         cwd=tmp_path,
         capture_output=True,
@@ -218,7 +218,7 @@ def test_a_users_own_model_and_npz_dataset(tmp_path):
 
 def test_lr_range_test_and_finder_centred_grid(tmp_path):
     """grid.mode=finder: each optimizer's grid is centred on its range test's suggestion."""
-    from pipeline.finder import centred_grid, read_suggestion
+    from pipeline.finder.suggest import centred_grid, read_suggestion
 
     workdir = make_workdir(tmp_path / "w")
     overrides = "overrides=study=smoke study.name=centred study.grid.mode=finder study.grid.finder_decades=1 schedule=[constant]"

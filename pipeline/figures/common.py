@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from pipeline.config import lr_to_str  # noqa: E402
+from pipeline.config.rates import lr_to_str  # noqa: E402
 from pipeline.io import write_atomic  # noqa: E402
 # The figure modules take their column check and number parsing from here: the same ones as
 # the report's and the finder comparison's (pipeline.values, free of matplotlib).

@@ -11,7 +11,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from pipeline.diagnosis import FIT_COLORS, FIT_LABELS, FIT_TEXT_COLORS, fit_of_cell
+from pipeline.analysis.diagnosis import FIT_COLORS, FIT_LABELS, FIT_TEXT_COLORS, fit_of_cell
 from pipeline.figures.common import KEYS, check_columns, hide_unused, panel_grid, rate_label, select_columns, sorted_names
 
 #: The text written in a cell. Initial letters, except that "unstable" and "underfit" share

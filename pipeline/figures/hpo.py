@@ -39,7 +39,7 @@ from pipeline.figures.common import (
     reserve_top_strip,
     sorted_names,
 )
-from pipeline.methods import grid_best_val_loss
+from pipeline.analysis.methods import grid_best_val_loss
 
 #: Columns of ``trials.csv`` each table reads.
 HISTORY_TRIALS_COLUMNS: tuple[str, ...] = ("search", "trial", "state", "status", "value", "best_val_loss", "seconds")
@@ -152,7 +152,7 @@ def hpo_history_table(trials: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     trials so far, pruned and failed ones included (missing seconds count as 0).
 
     One ``kind == "grid"`` row (``search`` "grid") carries the reference line: ``value`` and
-    ``best_so_far`` are the grid's best (:func:`pipeline.methods.grid_best_val_loss`),
+    ``best_so_far`` are the grid's best (:func:`pipeline.analysis.methods.grid_best_val_loss`),
     ``cumulative_seconds`` the grid's training seconds in all (NaN when ``runs`` has no
     ``seconds``), ``trial`` the number of grid runs.
 

@@ -1,6 +1,6 @@
 """``schedule_shapes``: the rate each schedule gave per optimizer step at the recommended rate.
 
-Evaluating a schedule needs Keras (:mod:`pipeline.schedules`); it is imported inside
+Evaluating a schedule needs Keras (:mod:`pipeline.training.schedules`); it is imported inside
 :func:`schedule_shapes_table` only, so that importing the figures stays TensorFlow-free and
 only this figure's job pays for the import.
 """
@@ -76,7 +76,7 @@ def schedule_shapes_table(
 ) -> pd.DataFrame:
     """Per optimizer × schedule of ``best``, the schedule's rate per step at the best rate.
 
-    The ``schedule`` rows evaluate ``pipeline.schedules.build_schedule`` exactly as training
+    The ``schedule`` rows evaluate ``pipeline.training.schedules.build_schedule`` exactly as training
     does (``config["schedule"][<schedule>]``, ``study.epochs`` of ``config``, the steps per
     epoch of :func:`steps_per_epoch`) at up to ``max_points`` steps. The ``optimizer`` rows
     are what the optimizer reported at each epoch's end (``curves.csv`` ``current_lr`` of the
@@ -96,7 +96,7 @@ def schedule_shapes_table(
     Raises:
         ValueError: if an input lacks a column or a schedule of ``best`` is not in ``config``.
     """
-    from pipeline.schedules import build_schedule, schedule_curve  # imports Keras
+    from pipeline.training.schedules import build_schedule, schedule_curve  # imports Keras
 
     check_columns(best, BEST_COLUMNS, "best")
     per_epoch = steps_per_epoch(runs)

@@ -1,0 +1,5 @@
+"""The study's tables and what they say: aggregation of the run folders into runs.csv,
+curves.csv and best.csv (``aggregate``; ``python -m pipeline.analysis``), the fit diagnosis of
+each run (``diagnosis``), the report's warnings (``advice``), the range test against the grid
+(``finder_vs_grid``) and the method comparison (``methods``). Pure pandas/NumPy.
+"""

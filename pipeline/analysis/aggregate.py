@@ -1,0 +1,156 @@
+"""Tidy tables from run folders: ``runs.csv``, ``curves.csv`` and ``best.csv``.
+
+- ``runs.csv``: one row per run (diverged runs included, never dropped).
+- ``curves.csv``: one row per run and epoch: the history rows plus optimizer, schedule,
+  ``lr`` (the grid rate) and seed; the rate in force at each epoch's end is ``current_lr``.
+- ``best.csv``: per optimizer × schedule, the recommended grid rate: the lowest mean
+  ``best_val_loss`` over seeds. A rate at which any seed diverged is not recommended unless
+  every rate had a diverged seed. Standard deviations are the sample standard deviation
+  over seeds (ddof=1), 0 for a single seed (as in the sensitivity figure). ``at_edge`` is
+  true where the rate is the smallest (``edge`` = low) or largest (``edge`` = high) rate
+  tried: the grid should be widened that way. ``fit`` is the majority fit label of the
+  seeds at that rate (:func:`pipeline.analysis.diagnosis.fit_of_cell`).
+
+With ``--diagnosis`` (the study's thresholds as JSON), runs.csv also carries each run's fit
+label and the numbers behind it (:mod:`pipeline.analysis.diagnosis`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Iterable, List, Tuple
+
+import numpy as np
+import pandas as pd
+
+from pipeline.io import write_atomic
+from pipeline.tables import HISTORY_COLUMNS, RUN_KEYS
+
+RUN_COLUMNS = [
+    "optimizer", "schedule", "lr", "seed", "status", "best_val_loss", "best_val_accuracy", "best_epoch",
+    "final_loss", "final_val_loss", "final_val_accuracy", "diverged_epoch", "epochs_run", "steps",
+    "val_accuracy_at_best", "seconds", "initial_loss", "device", "resumed_from_epoch", "run_dir",
+]  # fmt: skip
+CURVE_KEYS = RUN_KEYS
+BEST_COLUMNS = [
+    "optimizer", "schedule", "lr", "best_val_loss_mean", "best_val_loss_std", "best_val_accuracy_mean",
+    "best_val_accuracy_std", "seeds", "diverged_fraction", "at_edge", "edge", "fit", "best_epoch_mean",
+]  # fmt: skip
+
+
+def read_runs(run_dirs: Iterable[Path]) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs and curves tables of the given run folders."""
+    run_rows, curves = [], []
+    for directory in run_dirs:
+        directory = Path(directory)
+        summary = json.loads((directory / "summary.json").read_text())
+        run_rows.append({**{key: summary.get(key) for key in RUN_COLUMNS}, "run_dir": str(directory)})
+        history = pd.read_csv(directory / "history.csv").rename(columns={"lr": "current_lr"})
+        for key in CURVE_KEYS:
+            history.insert(CURVE_KEYS.index(key), key, summary[key])
+        curves.append(history)
+    runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
+    for column in ("best_epoch", "diverged_epoch", "resumed_from_epoch"):
+        runs[column] = runs[column].astype("Int64")
+    runs = runs.sort_values(["optimizer", "schedule", "lr", "seed"], kind="stable").reset_index(drop=True)
+    empty_curves = pd.DataFrame(columns=[*CURVE_KEYS, "epoch", "current_lr", *HISTORY_COLUMNS[2:]])
+    curves_table = pd.concat(curves, ignore_index=True) if curves else empty_curves
+    curves_table = curves_table.sort_values([*CURVE_KEYS, "epoch"], kind="stable").reset_index(drop=True)
+    return runs, curves_table
+
+
+def seed_std(values: pd.Series) -> float:
+    """Sample standard deviation over seeds; 0 for one seed (no spread was observed)."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def rate_table(group: pd.DataFrame) -> pd.DataFrame:
+    """One optimizer × schedule's runs summarised per grid rate, ranked best first.
+
+    The rank follows the recommendation rule: rates at which no seed diverged come first,
+    by mean ``best_val_loss``; rates with a diverged seed (or no finite loss) follow.
+    """
+    columns = {
+        "best_val_loss_mean": ("best_val_loss", "mean"),
+        "best_val_loss_std": ("best_val_loss", seed_std),
+        "best_val_accuracy_mean": ("best_val_accuracy", "mean"),
+        "best_val_accuracy_std": ("best_val_accuracy", seed_std),
+        "best_epoch_mean": ("best_epoch", lambda epochs: float(pd.to_numeric(epochs, errors="coerce").astype(float).mean())),
+        "seeds": ("seed", "nunique"),
+        "diverged": ("status", lambda statuses: int((statuses == "diverged").sum())),
+    }
+    # Ranking needs only lr, seed, status and best_val_loss; the other summaries come when present.
+    per_rate = group.groupby("lr", sort=True).agg(
+        **{name: spec for name, spec in columns.items() if spec[0] in group.columns}
+    )
+    clean = (per_rate["diverged"] == 0) & np.isfinite(per_rate["best_val_loss_mean"])
+    finite = np.isfinite(per_rate["best_val_loss_mean"])
+    per_rate["tier"] = np.where(clean, 0, np.where(finite, 1, 2))
+    return per_rate.sort_values(["tier", "best_val_loss_mean"], kind="stable", na_position="last")
+
+
+def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per optimizer × schedule: the recommended grid rate (rule in the module doc)."""
+    from pipeline.analysis.diagnosis import fit_of_cell
+
+    rows = []
+    for (optimizer, schedule), group in runs.groupby(["optimizer", "schedule"], sort=True):
+        ranked = rate_table(group)
+        rates = sorted(ranked.index)
+        chosen_lr = float(ranked.index[0]) if ranked["tier"].iloc[0] < 2 else rates[0]
+        chosen = ranked.loc[chosen_lr]
+        edge = "low" if chosen_lr == rates[0] else "high" if chosen_lr == rates[-1] else ""
+        at_rate = group[group["lr"] == chosen_lr]
+        rows.append(
+            {
+                "optimizer": optimizer,
+                "schedule": schedule,
+                "lr": chosen_lr,
+                "best_val_loss_mean": chosen["best_val_loss_mean"],
+                "best_val_loss_std": chosen["best_val_loss_std"],
+                "best_val_accuracy_mean": chosen["best_val_accuracy_mean"],
+                "best_val_accuracy_std": chosen["best_val_accuracy_std"],
+                "seeds": int(chosen["seeds"]),
+                "diverged_fraction": float((group["status"] == "diverged").mean()),
+                # A single rate is both edges; "low" asks to widen it (both ways, in practice).
+                "at_edge": bool(edge),
+                "edge": edge,
+                "fit": fit_of_cell(at_rate["fit"]) if "fit" in at_rate else "",
+                "best_epoch_mean": chosen["best_epoch_mean"],
+            }
+        )
+    return pd.DataFrame(rows, columns=BEST_COLUMNS)
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> None:
+    write_atomic(path, lambda temporary: table.to_csv(temporary, index=False))
+
+
+def run_dirs_from_manifests(manifests: Iterable[Path]) -> List[Path]:
+    return [Path(entry["run_dir"]) for manifest in manifests for entry in json.loads(Path(manifest).read_text())["runs"]]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Aggregate run folders into tidy tables.")
+    parser.add_argument("--manifests", nargs="+", required=True, type=Path, help="cohort manifests (training outputs)")
+    parser.add_argument("--runs", required=True, type=Path)
+    parser.add_argument("--curves", required=True, type=Path)
+    parser.add_argument("--best", required=True, type=Path)
+    parser.add_argument("--diagnosis", default=None, help="diagnosis thresholds as JSON (DiagnosisConfig fields)")
+    args = parser.parse_args(argv)
+    runs, curves = read_runs(run_dirs_from_manifests(args.manifests))
+    if args.diagnosis is not None:
+        from pipeline.config.schema import DiagnosisConfig
+        from pipeline.analysis.diagnosis import diagnose_runs
+
+        runs = diagnose_runs(runs, curves, DiagnosisConfig(**json.loads(args.diagnosis)))
+    write_csv(runs, args.runs)
+    write_csv(curves, args.curves)
+    write_csv(best_rates(runs), args.best)
+    print(f"{len(runs)} runs ({int((runs['status'] == 'diverged').sum())} diverged), {len(curves)} epoch rows")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Learning rates as numbers and as path strings, the grid's rates, and where a run lives."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import List, Sequence, Union
+
+import numpy as np
+
+from pipeline.config.schema import GridConfig
+
+
+def lr_to_str(lr: float) -> str:
+    """The path string of a learning rate: the shortest scientific form that reads back
+    exactly (``1e-4``, ``3.162e-4``, ``1e0``)."""
+    value = float(lr)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
+    return np.format_float_scientific(value, unique=True, trim="-", exp_digits=1).replace("e+", "e")
+
+
+_LR_PATTERN = re.compile(r"^[1-9](\.[0-9]*[1-9])?e(0|-?[1-9][0-9]*)$")
+
+
+def str_to_lr(text: str) -> float:
+    """Inverse of :func:`lr_to_str`; only the canonical spelling is accepted."""
+    if not _LR_PATTERN.match(text):
+        raise ValueError(f"not a learning-rate path string: {text!r} (expected e.g. '3.162e-4')")
+    value = float(text)
+    if lr_to_str(value) != text:
+        raise ValueError(f"not a canonical learning-rate path string: {text!r}")
+    return value
+
+
+def round_significant(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits - 1}e}")
+
+
+def grid_rates(grid: GridConfig) -> List[float]:
+    """The sorted learning rates of a grid."""
+    if grid.values is not None:
+        return sorted({float(value) for value in grid.values})
+    exponents = np.linspace(math.log10(grid.min), math.log10(grid.max), grid.points)
+    return sorted({round_significant(10.0**exponent) for exponent in exponents})
+
+
+def run_dir(study_dir: Union[str, Path], optimizer: str, schedule: str, seed: int, lr: float) -> Path:
+    """Where one run's outputs live."""
+    return Path(study_dir) / "runs" / optimizer / schedule / f"seed{seed}" / f"lr{lr_to_str(lr)}"
+
+
+def cohort_parts(rates: Sequence[float], cohort_size: int) -> List[List[float]]:
+    """Split a cohort's rates into the chunks trained by one job each (0 = one chunk)."""
+    rates = list(rates)
+    size = cohort_size if cohort_size > 0 else len(rates)
+    return [rates[start : start + size] for start in range(0, len(rates), size)]

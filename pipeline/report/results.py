@@ -1,0 +1,149 @@
+"""The report's sections on the grid's results: the answer, its warnings, the diverged runs.
+
+The recommended rate per optimizer × schedule with its fit badge and grid-edge note, the
+sentence per optimizer on which schedule won, the warnings of :mod:`pipeline.analysis.advice`, and the
+diverged runs per schedule: everything the page says from ``best.csv`` and ``runs.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Sequence
+
+import pandas as pd
+
+from pipeline.analysis.advice import StudyWarning, diverged_by_schedule
+from pipeline.report.html import _e, _mean_std, _table, fit_badge, format_rate
+from pipeline.values import is_finite, truthy
+
+#: Columns of ``best.csv`` the report reads.
+BEST_COLUMNS: tuple[str, ...] = (
+    "optimizer",
+    "schedule",
+    "lr",
+    "best_val_loss_mean",
+    "best_val_loss_std",
+    "best_val_accuracy_mean",
+    "best_val_accuracy_std",
+    "seeds",
+    "diverged_fraction",
+    "at_edge",
+    "edge",
+)
+
+#: Columns of ``runs.csv`` the report reads (``best_epoch`` too, where ``best.csv`` lacks
+#: ``best_epoch_mean``).
+RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "seed", "status", "best_val_loss")
+
+
+#: Headings of the warning kinds of :mod:`pipeline.analysis.advice`.
+WARNING_LABELS: Dict[str, str] = {
+    "edge": "grid edge",
+    "diverged": "diverged",
+    "early_best": "best epoch early",
+    "late_best": "best epoch late",
+    "seeds_disagree": "seeds disagree",
+}
+
+
+def edge_warning(at_edge: Any, edge: Any) -> str:
+    """The warning for a best rate on the grid's edge, or "" when it is inside the grid.
+
+    A best rate on the edge means the true optimum may lie outside the grid, so the advice
+    names the direction in which to widen it.
+    """
+    if not truthy(at_edge):
+        return ""
+    side = str(edge).strip().lower() if isinstance(edge, str) else ""
+    if side == "low":
+        return "at the low edge of the grid: widen it downwards"
+    if side == "high":
+        return "at the high edge of the grid: widen it upwards"
+    return "at an edge of the grid: widen it"
+
+
+def schedule_comparison(best: pd.DataFrame, optimizer: str) -> str:
+    """One sentence: which schedule got the lowest best val_loss for ``optimizer``, and by how much.
+
+    The margin is given absolute and relative to the runner-up's loss ("x% lower"). Schedules
+    without a finite mean (every seed diverged) cannot win and are left out of the ranking.
+    """
+    rows = best[best["optimizer"].astype(str) == optimizer]
+    ranked = rows[[is_finite(value) for value in rows["best_val_loss_mean"]]]
+    ranked = ranked.sort_values(["best_val_loss_mean", "schedule"], kind="stable")
+    if ranked.empty:
+        return f"{optimizer}: no schedule reached a finite best val_loss."
+    winner = ranked.iloc[0]
+    win_loss = float(winner["best_val_loss_mean"])
+    win_text = (
+        f"{winner['schedule']} (at lr {format_rate(winner['lr'])}) got the lowest best val_loss, {win_loss:.4g}"
+    )
+    if len(ranked) == 1:
+        if len(rows) == 1:
+            return f"{optimizer}: {win_text}; it is the only schedule studied."
+        return f"{optimizer}: {win_text}; no other schedule reached a finite loss."
+    runner = ranked.iloc[1]
+    run_loss = float(runner["best_val_loss_mean"])
+    margin = run_loss - win_loss
+    if margin == 0:
+        return (
+            f"{optimizer}: {winner['schedule']} and {runner['schedule']} tie for the lowest "
+            f"best val_loss, {win_loss:.4g}."
+        )
+    relative = margin / abs(run_loss) if run_loss != 0 else math.inf
+    return (
+        f"{optimizer}: {win_text}, beating the runner-up {runner['schedule']} ({run_loss:.4g}) "
+        f"by {margin:.3g} ({relative:.1%} lower)."
+    )
+
+
+def _recommended_table(best: pd.DataFrame) -> str:
+    rows: List[List[tuple[str, str]]] = []
+    for _, row in best.iterrows():
+        warning = edge_warning(row["at_edge"], row["edge"])
+        seeds = int(row["seeds"]) if is_finite(row["seeds"]) else row["seeds"]
+        fraction = f"{float(row['diverged_fraction']):.1%}" if is_finite(row["diverged_fraction"]) else "n/a"
+        rows.append(
+            [
+                (_e(row["optimizer"]), ""),
+                (_e(row["schedule"]), ""),
+                (_e(format_rate(row["lr"])), "num"),
+                (fit_badge(row.get("fit")), ""),
+                (_e(_mean_std(row["best_val_loss_mean"], row["best_val_loss_std"], ".4f")), "num"),
+                (_e(_mean_std(row["best_val_accuracy_mean"], row["best_val_accuracy_std"], ".4f")), "num"),
+                (_e(seeds), "num"),
+                (_e(fraction), "num"),
+                (_e(warning), "warn" if warning else ""),
+            ]
+        )
+    header = ["optimizer", "schedule", "rate", "fit", "best val_loss", "val accuracy", "seeds", "diverged", "grid edge"]
+    return _table(header, rows, table_id="recommended")
+
+
+def _warnings_html(warnings: Sequence[StudyWarning]) -> str:
+    if not warnings:
+        return '<p class="no-warnings">No warnings.</p>'
+    items = "".join(
+        f'<li class="warning-{_e(item.kind)}"><span class="kind">{_e(WARNING_LABELS.get(item.kind, item.kind))}:</span> '
+        f"{_e(item.message)}</li>"
+        for item in warnings
+    )
+    return f'<ul class="warnings">{items}</ul>'
+
+
+def _diverged_table(runs: pd.DataFrame) -> str:
+    rows: List[List[tuple[str, str]]] = []
+    for _, row in diverged_by_schedule(runs).iterrows():
+        lowest = format_rate(row["lowest_diverging_lr"]) if is_finite(row["lowest_diverging_lr"]) else "none"
+        rows.append(
+            [
+                (_e(row["optimizer"]), ""),
+                (_e(row["schedule"]), ""),
+                (_e(int(row["runs"])), "num"),
+                (_e(int(row["diverged"])), "num"),
+                (_e(f"{float(row['diverged_fraction']):.1%}"), "num"),
+                (_e(lowest), "num"),
+            ]
+        )
+    header = ["optimizer", "schedule", "runs", "diverged", "diverged share", "lowest diverging rate"]
+    return _table(header, rows, table_id="diverged")

@@ -1,0 +1,191 @@
+"""Hyperparameter searches of the rate with Optuna, run as Snakemake jobs sharing one study:
+the worker loop and the command line (``python -m pipeline.search worker|summary``).
+
+A study's ``hpo`` settings define one *search* per sampler × pruner. Each search is one
+Optuna study in its own journal file, ``results/<study>/hpo/<search>/journal.log``, shared
+by ``hpo.workers`` parallel worker jobs (:func:`run_worker`). The parts, by meaning:
+
+- :mod:`pipeline.search.spec`: what a search is (:func:`~pipeline.search.spec.searches`, the job
+  spec, its hash, the sampler and pruner);
+- :mod:`pipeline.search.storage`: the journal, the budget lock, heartbeats and the reaping of
+  stale trials;
+- :mod:`pipeline.search.trial`: one trial (sampling, the pruning callback, training, its state
+  and value);
+- :mod:`pipeline.search.summary`: the search's ``trials.csv``.
+
+The budget
+    A search holds exactly ``hpo.trials`` trials that count. Counted are trials COMPLETE,
+    PRUNED and RUNNING (a RUNNING trial is being trained by a live worker); FAIL trials are not
+    (a training error or a reaped interrupted trial), nor are WAITING ones (enqueued by hand,
+    they are taken by the next ``ask`` rather than adding a trial). A worker counts and asks
+    under one lock (``journal.log.budget.lock``), so workers together never create more than
+    the budget: an uninterrupted search's journal holds exactly ``trials`` trials. After an
+    interruption it holds ``trials`` counted trials plus the FAIL ones. A rerun of a killed
+    worker job reaps its stale trial and continues up to the budget at once; a rerun of a
+    finished search trains nothing.
+
+Failures
+    An exception in training is told FAIL and the worker goes on; a search whose errors reach
+    the budget stops with :class:`~pipeline.search.storage.HpoError` instead of looping on a
+    systematic error.
+
+This module imports neither TensorFlow nor Optuna at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from pipeline.training.device import add_device_arguments
+from pipeline.search.spec import make_sampler, search_dir, worker_seed
+from pipeline.search.storage import (
+    BudgetLock,
+    Heartbeat,
+    HpoError,
+    budget_counts,
+    fail_trial,
+    open_study,
+    reap_stale_trials,
+)
+from pipeline.search.summary import summarise_search
+from pipeline.search.trial import train_trial
+from pipeline.io import write_atomic, write_json_atomic
+
+
+# --------------------------------------------------------------------------------------
+# The worker
+# --------------------------------------------------------------------------------------
+
+
+def run_worker(
+    spec: Mapping[str, Any], data_file: Path, worker: int, threads: Optional[int] = None, gpus: int = 0
+) -> List[Dict[str, Any]]:
+    """Ask, train and tell trials of one search until its budget is full.
+
+    Returns one entry per trial this worker ran: trial number, state and value. TensorFlow
+    is configured (before its import) only when a first trial needs training, so a rerun of
+    a finished search takes a second, not TensorFlow's start-up.
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    from pipeline.training.data import arrays_digest, load_npz
+
+    arrays = load_npz(data_file)
+    digest = arrays_digest(arrays)
+    journal = Path(spec["journal"])
+    token = f"w{worker}-{uuid.uuid4().hex[:12]}"
+    heartbeats = search_dir(spec) / ".heartbeat"
+    study = open_study(spec, worker, digest)
+    # Reseed from the finished count (see worker_seed): a resumed worker must not replay its
+    # predecessor's proposals.
+    finished = sum(1 for trial in study.get_trials(deepcopy=False) if trial.state.is_finished())
+    study.sampler = make_sampler(spec["sampler"], worker_seed(spec["seed"], worker, finished))
+    lock = BudgetLock(journal)
+    device: Optional[str] = None
+    ran: List[Dict[str, Any]] = []
+
+    with Heartbeat(heartbeats / token):
+        while True:
+            with lock:
+                reaped = reap_stale_trials(study, worker, token, heartbeats)
+                if reaped:
+                    print(f"{spec['search']}: reaped stale trial(s) {reaped} (told FAIL)", flush=True)
+                counts = budget_counts(study)
+                if counts["counted"] >= spec["trials"]:
+                    break
+                if counts["errors"] >= spec["trials"]:
+                    raise HpoError(
+                        f"search {spec['search']!r}: {counts['errors']} trials failed with errors (the budget is "
+                        f"{spec['trials']}); giving up. See the fail_reason of the FAIL trials in {journal}"
+                    )
+                # Ask inside the lock: the count and the new trial are one step, so workers
+                # together never create more trials than the budget.
+                trial = study.ask()
+                trial.set_user_attr("worker", int(worker))
+                trial.set_user_attr("token", token)
+            number = trial.number
+            started = time.perf_counter()
+            try:
+                if device is None:
+                    from pipeline.training.device import configure_tensorflow
+
+                    device = configure_tensorflow(threads, spec["deterministic"], gpus=gpus)
+                params, summary, state, value = train_trial(trial, spec, arrays, digest, device, worker)
+            except Exception as error:  # a failed trial is recorded; the search goes on
+                traceback.print_exc(file=sys.stderr)
+                fail_trial(study, number, f"error: {type(error).__name__}: {error}")
+                ran.append({"trial": number, "state": "fail", "value": None})
+                print(f"{spec['search']} trial {number}: fail ({type(error).__name__}: {error})", flush=True)
+                continue
+            except BaseException:
+                # Interrupted (Ctrl-C, SystemExit): free the trial now rather than via reaping.
+                fail_trial(study, number, "interrupted")
+                raise
+            try:
+                study.tell(trial, value, state=TrialState.COMPLETE if state == "complete" else TrialState.PRUNED)
+            except UpdateFinishedTrialError:
+                # Reaped as stale by another worker (a heartbeat that looked dead): the journal
+                # keeps FAIL, the run folder its result; the budget fills with another trial.
+                print(f"{spec['search']} trial {number}: was reaped while training; its result is not told")
+                state, value = "fail", None
+            ran.append({"trial": number, "state": state, "value": value})
+            print(
+                f"{spec['search']} trial {number}: {state} ({summary['status']}), lr {params['lr']:.4g}, "
+                f"value {value}, {summary['epochs_run']} epochs in {time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
+    return ran
+
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m pipeline.search worker|summary --spec '<json>' ...`` (the Snakemake jobs)."""
+    parser = argparse.ArgumentParser(description="Optuna searches of the learning rate, as Snakemake jobs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser("worker", help="train trials of one search until its budget is full")
+    worker.add_argument("--spec", required=True, help="the search's job spec as JSON (see hpo_job_spec)")
+    worker.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
+    worker.add_argument("--worker", required=True, type=int, help="this worker's index (0 .. workers-1)")
+    add_device_arguments(worker)
+    worker.add_argument("--done", required=True, type=Path, help="output: marker listing the trials this worker ran")
+    summary = commands.add_parser("summary", help="write the search's trials.csv")
+    summary.add_argument("--spec", required=True, help="the search's job spec as JSON")
+    summary.add_argument("--out", required=True, type=Path, help="output: trials.csv")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec)
+    if args.command == "worker":
+        try:
+            ran = run_worker(spec, args.data, args.worker, args.threads, args.gpus)
+        except HpoError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+        write_json_atomic(
+            args.done,
+            {
+                "search": spec["search"],
+                "worker": args.worker,
+                "trials": [entry["trial"] for entry in ran],
+                "states": {str(entry["trial"]): entry["state"] for entry in ran},
+            },
+        )
+    else:
+        frame = summarise_search(spec)
+        write_atomic(args.out, lambda temporary: frame.to_csv(temporary, index=False))
+        print(f"{spec['search']}: {len(frame)} trials -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

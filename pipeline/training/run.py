@@ -1,0 +1,325 @@
+"""Train one run: a model, an optimizer, a schedule at one peak rate, one seed.
+
+Outputs of a run folder (each written atomically, ``summary.json`` last, so a folder with a
+``summary.json`` is complete):
+
+- ``history.csv``: one row per epoch: epoch, lr (the rate in force at the epoch's end, read
+  from the optimizer, since Keras logs no schedule), loss, accuracy, val_loss, val_accuracy,
+  seconds.
+- ``config.yaml``: the resolved run configuration.
+- ``summary.json``: status (``ok`` or ``diverged``), diverged_epoch, best and final metrics,
+  best_epoch, steps, seconds, seed, device, package versions and ``config_hash``.
+
+As a Hydra app, one run from the command line writes the same folder the workflow writes::
+
+    python -m pipeline.training.run optimizer=adam schedule=cosine lr=3e-3 seed=1
+
+TensorFlow is imported inside :func:`pipeline.training.device.configure_tensorflow`, after the
+thread-count environment variables are set.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from pipeline.io import write_atomic, write_json_atomic, write_yaml_atomic
+from pipeline.tables import HISTORY_COLUMNS
+
+
+
+def package_versions() -> Dict[str, str]:
+    import keras
+    import numpy
+    import tensorflow
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tensorflow.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def build_optimizer(options: Mapping[str, Any], learning_rate: Any) -> Any:
+    """A Keras optimizer from a validated optimizer option (``type`` plus set knobs)."""
+    import keras
+
+    from pipeline.config.schema import OPTIMIZER_TYPES
+
+    class_name = OPTIMIZER_TYPES[options["type"]][0]
+    knobs = {key: value for key, value in options.items() if key not in ("type", "name") and value is not None}
+    return getattr(keras.optimizers, class_name)(learning_rate=learning_rate, **knobs)
+
+
+def initial_loss(model: Any, loss: Any, x: Any, y: Any, batch_size: int, max_batches: int = 8) -> float:
+    """The untrained model's mean training loss, over at most ``max_batches`` batches.
+
+    This is the loss the first epoch starts from: the reference for divergence. The first
+    epoch's *mean* loss would be a poor reference, since a rate that blows up in the first
+    few steps inflates it (Adam at 1.0 averages ~500 over its first MNIST-1D epoch).
+    """
+    import numpy as np
+
+    count = min(len(x), batch_size * max_batches)
+    values = [
+        float(loss(y[start : start + batch_size], model(x[start : start + batch_size], training=False)))
+        * len(y[start : start + batch_size])
+        for start in range(0, count, batch_size)
+    ]
+    return float(np.sum(values) / count)
+
+
+def _make_recorder(divergence_factor: float, reference_loss: float) -> Any:
+    import keras
+
+    class RunRecorder(keras.callbacks.Callback):
+        """Records one history row per epoch with the rate in force, and stops a diverging run.
+
+        The epoch's ``loss`` is the mean over its batches; a run diverges when that is not
+        finite or exceeds ``divergence_factor`` × the loss the first epoch started from
+        (``reference_loss``, see :func:`initial_loss`).
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: List[Dict[str, float]] = []
+            self.diverged_epoch: Optional[int] = None
+            self._started = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+            self._started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+            logs = logs or {}
+            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            row = {"epoch": epoch + 1, "lr": rate}
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                row[key] = float(logs.get(key, math.nan))
+            row["seconds"] = time.perf_counter() - self._started
+            self.rows.append(row)
+            loss = row["loss"]
+            if not math.isfinite(loss) or loss > divergence_factor * reference_loss:
+                self.diverged_epoch = epoch + 1
+                self.model.stop_training = True
+
+    return RunRecorder()
+
+
+def summarise(rows: List[Dict[str, float]], diverged_epoch: Optional[int]) -> Dict[str, Any]:
+    """Best and final metrics of a history. Best = the epoch with the lowest finite val_loss."""
+    finite = [row for row in rows if math.isfinite(row["val_loss"])]
+    best = min(finite, key=lambda row: row["val_loss"]) if finite else None
+    accuracies = [row["val_accuracy"] for row in rows if math.isfinite(row["val_accuracy"])]
+    last = rows[-1] if rows else {}
+    return {
+        "status": "diverged" if diverged_epoch is not None else "ok",
+        "diverged_epoch": diverged_epoch,
+        "epochs_run": len(rows),
+        "best_epoch": best["epoch"] if best else None,
+        "best_val_loss": best["val_loss"] if best else math.nan,
+        "val_accuracy_at_best": best["val_accuracy"] if best else math.nan,
+        "best_val_accuracy": max(accuracies) if accuracies else math.nan,
+        "final_loss": last.get("loss", math.nan),
+        "final_accuracy": last.get("accuracy", math.nan),
+        "final_val_loss": last.get("val_loss", math.nan),
+        "final_val_accuracy": last.get("val_accuracy", math.nan),
+    }
+
+
+def write_history(rows: List[Dict[str, float]], path: Path) -> None:
+    import csv
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({key: repr(row[key]) if isinstance(row[key], float) else row[key] for key in HISTORY_COLUMNS})
+
+    write_atomic(path, write)
+
+
+def train_run(
+    run_config: Mapping[str, Any],
+    arrays: Mapping[str, Any],
+    out_dir: Path,
+    device: str = "",
+    callbacks: Sequence[Any] = (),
+    extra_summary: Optional[Callable[[Dict[str, Any]], Mapping[str, Any]]] = None,
+    resumable: bool = False,
+) -> Dict[str, Any]:
+    """Train one run and write its folder; returns the summary. A diverged run is a result.
+
+    ``callbacks`` run after the recorder (e.g. a pruning callback that stops training through
+    ``model.stop_training``, which sees each epoch's validation loss); ``extra_summary`` is
+    called with the summary once training ended and its keys are added to ``summary.json``
+    before it is written (e.g. a trial's number and final state). With ``resumable``, the
+    run's state is saved at every epoch end and a run killed earlier carries on from its last
+    completed epoch (:mod:`pipeline.training.resume`).
+
+    Each epoch's batches are a permutation of the training set drawn from ``(seed, epoch)``,
+    so an epoch sees the same batches however the run got there.
+    """
+    import keras
+
+    from pipeline.config.schema import config_hash
+    from pipeline.training.data import num_classes
+    from pipeline.training.device import thread_settings
+    from pipeline.training.models import build_model
+    from pipeline.training.resume import STATE_FILE, epoch_batches, load_state, make_saver, restore_state
+    from pipeline.training.schedules import build_schedule
+
+    training = run_config["training"]
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    run_hash = config_hash(dict(run_config))
+    state_path = out_dir / STATE_FILE
+    state = load_state(state_path, run_hash) if resumable else None
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(training["seed"])
+    keras.mixed_precision.set_global_policy("mixed_float16" if training["mixed_precision"] else "float32")
+
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    steps_per_epoch = math.ceil(len(x_train) / training["batch_size"])
+    schedule = build_schedule(run_config["schedule"], training["lr"], steps_per_epoch, training["epochs"])
+    model = build_model(run_config["model"], x_train.shape[1:], num_classes(arrays))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    reference_loss = state["reference_loss"] if state else initial_loss(model, loss, x_train, y_train, training["batch_size"])
+    model.compile(
+        optimizer=build_optimizer(run_config["optimizer"], schedule),
+        loss=loss,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=bool(training["xla"]),
+        steps_per_execution=training["steps_per_execution"],
+    )
+    recorder = _make_recorder(training["divergence_factor"], reference_loss)
+    seconds_before = 0.0
+    if state:
+        try:
+            restore_state(model, state)
+        except ValueError as error:
+            raise ValueError(f"{state_path}: {error}; delete it to train this run from the start") from error
+        recorder.rows = list(state["rows"])
+        recorder.diverged_epoch = state["diverged_epoch"]
+        seconds_before = float(state["seconds"])
+        print(f"{out_dir}: resuming after epoch {len(recorder.rows)} of {training['epochs']}", flush=True)
+    start_epoch = len(recorder.rows)
+    if recorder.diverged_epoch is None and start_epoch < training["epochs"]:
+        batches, shuffle = epoch_batches(x_train, y_train, training["batch_size"], training["seed"])
+        saver = []
+        if resumable:
+            meta = {"config_hash": run_hash, "reference_loss": reference_loss}
+            saver = [make_saver(state_path, recorder, meta, seconds_before, started)]
+        model.fit(
+            batches,
+            epochs=training["epochs"],
+            initial_epoch=start_epoch,
+            validation_data=(arrays["x_val"], arrays["y_val"]),
+            validation_batch_size=training["batch_size"],
+            shuffle=False,  # the batches are already shuffled, by (seed, epoch)
+            verbose=0,
+            callbacks=[shuffle, recorder, *callbacks, *saver],
+        )
+    summary = summarise(recorder.rows, recorder.diverged_epoch)
+    summary.update(
+        {
+            "optimizer": run_config["optimizer"].get("name", run_config["optimizer"]["type"]),
+            "schedule": run_config["schedule"].get("name", run_config["schedule"]["type"]),
+            "lr": training["lr"],
+            "seed": training["seed"],
+            "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+            "steps_per_epoch": steps_per_epoch,
+            "initial_loss": reference_loss,
+            "seconds": seconds_before + time.perf_counter() - started,
+            "resumed_from_epoch": start_epoch if state else None,
+            "device": device,
+            "threads": thread_settings(),
+            "versions": package_versions(),
+            "config_hash": run_hash,
+        }
+    )
+    if extra_summary is not None:
+        summary.update(extra_summary(summary))
+    write_history(recorder.rows, out_dir / "history.csv")
+    write_yaml_atomic(out_dir / "config.yaml", dict(run_config))
+    write_json_atomic(out_dir / "summary.json", summary)
+    state_path.unlink(missing_ok=True)
+    return summary
+
+
+def is_complete(out_dir: Path, run_config: Mapping[str, Any]) -> bool:
+    """A run folder is complete when its summary exists and was made from this exact config."""
+    import json
+
+    from pipeline.config.schema import config_hash
+
+    summary = Path(out_dir) / "summary.json"
+    if not (summary.is_file() and (Path(out_dir) / "history.csv").is_file()):
+        return False
+    try:
+        return json.loads(summary.read_text()).get("config_hash") == config_hash(dict(run_config))
+    except (OSError, ValueError):
+        return False
+
+
+def main() -> None:
+    """The single-run Hydra app (``conf/run.yaml``)."""
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    from pipeline.config.schema import conf_dir
+
+    @hydra.main(config_path=str(conf_dir()), config_name="run", version_base="1.3")
+    def app(cfg: DictConfig) -> None:
+        from pipeline.config.compose import validate
+        from pipeline.config.schema import StudyConfigError
+
+        lr, seed = cfg.lr, cfg.seed
+        with_flag = OmegaConf.to_container(cfg, resolve=True)
+        study_cfg = OmegaConf.create({key: value for key, value in with_flag.items() if key not in ("lr", "seed")})
+        study = validate(study_cfg, [])
+        for group, chosen in (("optimizer", study.optimizers), ("schedule", study.schedules)):
+            if len(chosen) != 1:
+                raise StudyConfigError(
+                    f"a single run takes exactly one {group}; selected: {', '.join(chosen)} (e.g. {group}={next(iter(chosen))})"
+                )
+        if not isinstance(seed, int) or seed < 0:
+            raise StudyConfigError(f"seed={seed!r} must be an integer >= 0")
+        try:
+            rate = float(lr)
+        except (TypeError, ValueError):
+            rate = math.nan
+        if not (math.isfinite(rate) and rate > 0):
+            raise StudyConfigError(f"lr={lr!r} must be a learning rate > 0")
+        run_single(study, next(iter(study.optimizers)), next(iter(study.schedules)), seed, rate)
+
+    app()
+
+
+def run_single(study: Any, optimizer: str, schedule: str, seed: int, lr: float, results: Path = Path("results")) -> Path:
+    """Train one run of a study into the same folder the workflow uses; returns the folder."""
+    from pipeline.config.rates import run_dir
+    from pipeline.training.data import arrays_digest, build_dataset
+    from pipeline.training.device import configure_tensorflow
+
+    # Built in memory (MNIST-1D takes ~2 s): a cached file could be stale for this config.
+    arrays = build_dataset(study.dataset)
+    study_dir = results / study.name
+    device = configure_tensorflow(deterministic=study.settings.deterministic, gpus=study.settings.gpus)
+    out_dir = run_dir(study_dir, optimizer, schedule, seed, lr)
+    run_config = study.run_config(optimizer, schedule, seed, lr)
+    run_config["dataset"]["digest"] = arrays_digest(arrays)
+    summary = train_run(run_config, arrays, out_dir, device, resumable=True)
+    print(
+        f"{out_dir}: {summary['status']}, best val_loss {summary['best_val_loss']:.4f} at epoch {summary['best_epoch']}, "
+        f"{summary['seconds']:.1f} s"
+    )
+    return out_dir
+
+
+if __name__ == "__main__":
+    main()

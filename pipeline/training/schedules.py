@@ -1,0 +1,295 @@
+"""Learning-rate schedules: a validated schedule option -> a Keras ``LearningRateSchedule``.
+
+A schedule is evaluated at the optimizer's step counter (``optimizer.iterations``, 0-based):
+the rate at step ``s`` is the rate used by the ``(s + 1)``-th update, and ``float(
+optimizer.learning_rate)`` is the rate the *next* update will use. With ``steps_per_epoch``
+updates per epoch, epoch ``e`` (0-based) runs steps ``e * steps_per_epoch`` to
+``(e + 1) * steps_per_epoch - 1``, and a run has ``total_steps = steps_per_epoch * epochs``
+steps, ``0`` to ``total_steps - 1``. Epoch-based knobs are converted to steps here.
+
+Schedule types (``peak`` is the grid rate, ``S`` = steps per epoch, ``T`` = total steps):
+
+``constant``
+    ``peak`` at every step (:class:`Constant`).
+``step``
+    ``peak * factor**k`` from the first step of epoch ``k * every_epochs`` on, i.e. from step
+    ``k * every_epochs * S`` (Keras ``PiecewiseConstantDecay``).
+``exponential``
+    ``peak * decay_rate**(s / S)``: ``decay_rate`` per epoch, applied smoothly per step
+    (Keras ``ExponentialDecay``).
+``cosine``
+    ``peak * ((1 - alpha) * 0.5 * (1 + cos(pi * s / T)) + alpha)`` (Keras ``CosineDecay``);
+    the last step ``T - 1`` is one step short of ``alpha * peak``.
+``warmup_cosine``
+    ``W = max(1, round(warmup_fraction * T))`` warm-up steps at ``peak * s / W`` (so step 0
+    has rate 0), then cosine annealing over the remaining ``T - W`` steps:
+    ``peak * ((1 - alpha) * 0.5 * (1 + cos(pi * (s - W) / (T - W))) + alpha)`` (Keras
+    ``CosineDecay`` with ``warmup_target``).
+``warmup_constant``
+    the same warm-up, then ``peak`` (:class:`WarmupConstant`; Keras has no such class).
+
+Keras is imported at module level: only training code imports this module (the study
+configuration in :mod:`pipeline.config` stays TensorFlow-free).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from pipeline.config.compose import check_schedule
+
+__all__ = ["Constant", "WarmupConstant", "build_schedule", "schedule_curve"]
+
+LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
+
+
+# --------------------------------------------------------------------------------------
+# Argument checks (shared by the custom classes and build_schedule)
+# --------------------------------------------------------------------------------------
+
+
+def _check_rate(argument: str, value: Any) -> float:
+    """Return ``value`` as a float, or raise ValueError unless it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{argument} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_count(argument: str, value: Any) -> int:
+    """Return ``value`` as an int, or raise ValueError unless it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{argument} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_name(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"name must be a non-empty string, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Custom schedules (the types Keras has no class for)
+# --------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class Constant(LearningRateSchedule):
+    """The same rate at every step.
+
+    A plain float ``learning_rate`` would do the same in an optimizer; a schedule object
+    keeps every run on one code path (the optimizer and its saved config always hold a
+    schedule) and lets :func:`schedule_curve` treat all types alike.
+
+    Args:
+        learning_rate: The rate, a finite number > 0.
+        name: Name scope of the ops.
+
+    Raises:
+        ValueError: naming the argument and the value received, if one is invalid.
+    """
+
+    def __init__(self, learning_rate: float, name: str = "Constant") -> None:
+        super().__init__()
+        self.learning_rate = _check_rate("learning_rate", learning_rate)
+        self.name = _check_name(name)
+
+    def __call__(self, step: Any) -> Any:
+        with keras.name_scope(self.name):
+            # Same dtype rule as Keras' own schedules: the dtype of the converted Python float.
+            rate = ops.convert_to_tensor(self.learning_rate)
+            # full_like keeps the shape of ``step``, so a vector of steps gives a vector.
+            return ops.full_like(ops.cast(step, rate.dtype), rate)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "name": self.name}
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class WarmupConstant(LearningRateSchedule):
+    """Linear warm-up from 0 to ``learning_rate`` over ``warmup_steps`` steps, then constant.
+
+    The warm-up is Keras' ``CosineDecay`` warm-up with ``initial_learning_rate=0``, computed
+    the same way (``learning_rate * (step / warmup_steps)``), so the ``warmup_constant`` and
+    ``warmup_cosine`` schedules agree bit for bit during warm-up::
+
+        rate(step) = learning_rate * step / warmup_steps   if step < warmup_steps
+                     learning_rate                          otherwise
+
+    Step 0 therefore has rate 0 (the first update does not move the weights with SGD) and
+    step ``warmup_steps`` is the first at the full rate.
+
+    Args:
+        learning_rate: The rate after warm-up, a finite number > 0.
+        warmup_steps: Length of the warm-up in optimizer steps, an integer >= 1.
+        name: Name scope of the ops.
+
+    Raises:
+        ValueError: naming the argument and the value received, if one is invalid.
+    """
+
+    def __init__(self, learning_rate: float, warmup_steps: int, name: str = "WarmupConstant") -> None:
+        super().__init__()
+        self.learning_rate = _check_rate("learning_rate", learning_rate)
+        self.warmup_steps = _check_count("warmup_steps", warmup_steps)
+        self.name = _check_name(name)
+
+    def __call__(self, step: Any) -> Any:
+        with keras.name_scope(self.name):
+            rate = ops.convert_to_tensor(self.learning_rate)
+            dtype = rate.dtype
+            step = ops.cast(step, dtype)
+            warmup_steps = ops.cast(self.warmup_steps, dtype)
+            warming = rate * (step / warmup_steps)
+            return ops.where(step < warmup_steps, warming, ops.full_like(step, rate))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps, "name": self.name}
+
+
+# --------------------------------------------------------------------------------------
+# Building and evaluating schedules
+# --------------------------------------------------------------------------------------
+
+
+def build_schedule(
+    schedule: Mapping[str, Any], peak_lr: float, steps_per_epoch: int, epochs: int
+) -> LearningRateSchedule:
+    """The Keras schedule of one schedule option at one peak rate.
+
+    Args:
+        schedule: A schedule option, e.g. ``{"name": "cosine", "type": "cosine",
+            "alpha": 0.01}``; ``name`` is optional and only used in error messages. Unset
+            knobs take the defaults of :data:`pipeline.config.schema.SCHEDULE_TYPES`.
+        peak_lr: The grid rate: the schedule's highest rate.
+        steps_per_epoch: Optimizer updates per epoch (batches per epoch).
+        epochs: Epochs of the run.
+
+    Returns:
+        A schedule to pass as an optimizer's ``learning_rate`` (see the module docstring for
+        the formula of each type).
+
+    Raises:
+        ValueError: naming the argument if ``peak_lr`` is not a finite number > 0, or
+            ``steps_per_epoch`` or ``epochs`` is not an integer >= 1; naming
+            ``warmup_fraction`` if the warm-up would last the whole run.
+        pipeline.config.schema.StudyConfigError: (a ValueError) naming ``schedule.<name>.<key>``
+            if the option is invalid.
+    """
+    peak = _check_rate("peak_lr", peak_lr)
+    steps_per_epoch = _check_count("steps_per_epoch", steps_per_epoch)
+    # Checked before check_schedule, which compares every_epochs with epochs.
+    epochs = _check_count("epochs", epochs)
+    name = schedule.get("name", schedule.get("type"))
+    options = check_schedule(str(name), {key: value for key, value in schedule.items() if key != "name"}, epochs)
+    kind = options["type"]
+    total_steps = steps_per_epoch * epochs
+
+    if kind == "constant":
+        return Constant(peak)
+
+    if kind == "step":
+        every_steps = options["every_epochs"] * steps_per_epoch
+        starts = list(range(every_steps, total_steps, every_steps))  # first step of each drop
+        # PiecewiseConstantDecay gives values[k] for boundaries[k-1] < step <= boundaries[k]
+        # (values[0] for step <= boundaries[0]), so boundary ``start - 1`` makes ``start``
+        # the first step at the decayed rate.
+        boundaries = [start - 1 for start in starts]
+        values = [peak * float(options["factor"]) ** k for k in range(len(starts) + 1)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+    if kind == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            peak, decay_steps=steps_per_epoch, decay_rate=float(options["decay_rate"])
+        )
+
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(peak, decay_steps=total_steps, alpha=float(options["alpha"]))
+
+    # warmup_constant and warmup_cosine. Python's round() rounds halves to even.
+    fraction = float(options["warmup_fraction"])
+    warmup_steps = max(1, round(fraction * total_steps))
+    if warmup_steps >= total_steps:
+        raise ValueError(
+            f"schedule.{name}.warmup_fraction={options['warmup_fraction']!r} gives {warmup_steps} warm-up "
+            f"steps of {total_steps} in all (steps_per_epoch={steps_per_epoch} x epochs={epochs}); "
+            "the warm-up must end before the last step"
+        )
+    if kind == "warmup_constant":
+        return WarmupConstant(peak, warmup_steps)
+    # Keras' warm-up: initial + (target - initial) * step / warmup_steps for
+    # step < warmup_steps, i.e. peak * step / warmup_steps here; then cosine decay of
+    # step - warmup_steps over decay_steps (the step is clamped at decay_steps + warmup_steps).
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=total_steps - warmup_steps,
+        alpha=float(options["alpha"]),
+        warmup_target=peak,
+        warmup_steps=warmup_steps,
+    )
+
+
+def _as_steps(steps: int | Sequence[int]) -> np.ndarray:
+    """``steps`` as a 1-D int64 array: ``0..steps-1`` for an int, else the given steps."""
+    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool):
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps!r}")
+        return np.arange(int(steps), dtype=np.int64)
+    if isinstance(steps, (bool, str, bytes)):
+        raise ValueError(f"steps must be an int or a sequence of ints, got {steps!r}")
+    array = np.asarray(steps)
+    if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"steps must be an int or a 1-D sequence of ints, got {steps!r}")
+    if array.size and array.min() < 0:
+        raise ValueError(f"steps must be >= 0, got {steps!r}")
+    return array.astype(np.int64)
+
+
+#: Schedules built only from correctly rounded operations (compare, multiply, divide, add),
+#: whose vector kernels therefore give the same bits as per-step calls.
+_EXACT_WHEN_VECTORISED: tuple[type, ...] = (
+    Constant,
+    WarmupConstant,
+    keras.optimizers.schedules.PiecewiseConstantDecay,
+)
+
+
+def schedule_curve(schedule: LearningRateSchedule, steps: int | Sequence[int]) -> np.ndarray:
+    """The rates of ``schedule`` at steps ``0..steps-1`` (an int) or at the given steps.
+
+    The values equal per-step calls ``float(schedule(step))`` bit for bit, which is also
+    what ``float(optimizer.learning_rate)`` reports. Schedules made of correctly rounded
+    operations only (:class:`Constant`, :class:`WarmupConstant`, ``PiecewiseConstantDecay``)
+    are evaluated on the whole vector of steps at once. The others are called step by step
+    (about 0.3-0.5 ms a step on a CPU): ``pow`` and ``cos`` have vector kernels that differ
+    from the scalar ones in the last float32 bit, and ``CosineDecay`` with warm-up branches
+    with ``ops.cond``, which takes a scalar step only. (Inside a compiled train step,
+    TensorFlow's graph optimizer may change the last bit too; that is below float32
+    precision and not something a schedule can control.)
+
+    Args:
+        schedule: Any Keras learning-rate schedule.
+        steps: A number of steps, or a sequence of step indices (ints >= 0).
+
+    Returns:
+        A float64 array with one rate per step.
+
+    Raises:
+        ValueError: if ``steps`` is negative or not integers.
+    """
+    array = _as_steps(steps)
+    if array.size == 0:
+        return np.empty(0, dtype=np.float64)
+    if type(schedule) in _EXACT_WHEN_VECTORISED:  # exact type: a subclass may override __call__
+        rates = ops.convert_to_numpy(schedule(ops.convert_to_tensor(array)))
+        return np.asarray(rates, dtype=np.float64).reshape(array.shape)
+    return np.array(
+        [float(ops.convert_to_numpy(schedule(ops.convert_to_tensor(step)))) for step in array], dtype=np.float64
+    )
