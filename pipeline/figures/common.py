@@ -12,23 +12,20 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import matplotlib
 
-# Figures are drawn in batch jobs without a display; Agg renders PNG anywhere.
-matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.transforms import blended_transform_factory
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
-from matplotlib.transforms import blended_transform_factory  # noqa: E402
-
-from pipeline.config.rates import lr_to_str  # noqa: E402
-from pipeline.io import write_atomic  # noqa: E402
+from pipeline.config.rates import lr_to_str
+from pipeline.io import write_atomic
 # The figure modules take their column check and number parsing from here: the same ones as
 # the report's and the finder comparison's (pipeline.values, free of matplotlib).
-from pipeline.values import check_columns, numeric  # noqa: E402
+from pipeline.values import check_columns, numeric
 
 #: The key of a grid cell: one optimizer, one schedule, one rate.
 KEYS: List[str] = ["optimizer", "schedule", "lr"]
