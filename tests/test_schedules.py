@@ -19,6 +19,8 @@ import tensorflow as tf
 from pipeline.config.schema import StudyConfigError
 from pipeline.training.schedules import Constant, WarmupConstant, build_schedule, schedule_curve
 
+pytestmark = pytest.mark.tf
+
 PEAK = 0.3
 #: (steps_per_epoch, epochs)
 SETTINGS = [(3, 5), (7, 10)]
@@ -162,6 +164,28 @@ def test_warmups_are_identical_and_reach_peak() -> None:
     np.testing.assert_array_equal(schedule_curve(constant, warmup), schedule_curve(cosine, warmup))
     assert rate_at(constant, 0) == rate_at(cosine, 0) == 0.0
     np.testing.assert_allclose([rate_at(constant, warmup), rate_at(cosine, warmup)], [PEAK, PEAK], rtol=1e-6)
+
+
+#: (peak, warm-up steps, total steps) of the exact warm-up checks: rates that are not
+#: powers of two, warm-ups of one step, of an odd count and of most of the run.
+EXACT_WARMUPS = [(0.3, 2, 15), (1e-3, 7, 70), (3.7, 1, 5), (0.0123, 13, 97), (5e-5, 90, 100)]
+
+
+def warmup_constant_float32(peak: float, warmup: int, steps: np.ndarray) -> np.ndarray:
+    """``peak * (step / warmup)`` during the warm-up, then ``peak``: the float32 operations of
+    Keras' ``CosineDecay`` warm-up, each correctly rounded, computed with NumPy."""
+    step, warmup_steps, rate = steps.astype(np.float32), np.float32(warmup), np.float32(peak)
+    return np.where(step < warmup_steps, rate * (step / warmup_steps), rate).astype(np.float64)
+
+
+@pytest.mark.parametrize("peak,warmup,total", EXACT_WARMUPS)
+def test_warmup_constant_equals_its_float32_formula_bit_for_bit(peak: float, warmup: int, total: int) -> None:
+    fraction = warmup / total  # round(fraction * total) gives back ``warmup``
+    schedule = build_schedule({"type": "warmup_constant", "warmup_fraction": fraction}, peak, total, 1)
+    steps = np.arange(total + 3)  # and past the end: the rate stays at the peak
+    expected = warmup_constant_float32(peak, warmup, steps)
+    np.testing.assert_array_equal([rate_at(schedule, step) for step in steps], expected)
+    np.testing.assert_array_equal(schedule_curve(schedule, steps), expected)
 
 
 def test_warmup_is_at_least_one_step() -> None:
