@@ -48,6 +48,7 @@ def test_a_killed_job_frees_its_gpu(tmp_path):
     assert claimed == 0
 
 
+@pytest.mark.tf
 def test_a_job_that_asked_for_a_gpu_and_sees_none_stops_with_a_clear_error():
     import tensorflow as tf
 

@@ -47,6 +47,7 @@ def test_sample_steps() -> None:
     assert np.all(np.diff(steps) > 0)
 
 
+@pytest.mark.tf
 def test_schedule_shapes_table_closed_form(table: pd.DataFrame) -> None:
     assert list(table.columns) == list(SHAPES_COLUMNS)
     cells = [(o, s, lr) for (o, s, lr), _ in table.groupby(["optimizer", "schedule", "lr"], sort=False)]
@@ -67,6 +68,7 @@ def test_schedule_shapes_table_closed_form(table: pd.DataFrame) -> None:
     assert 0 < cosine["rate"].iloc[-1] < 0.02 * L1
 
 
+@pytest.mark.tf
 def test_schedule_shapes_table_without_curves_and_unknown_schedule() -> None:
     table = schedule_shapes_table(CONFIG, make_best(), make_runs(), None, max_points=5)
     assert set(table["source"]) == {"schedule"}
@@ -77,6 +79,7 @@ def test_schedule_shapes_table_without_curves_and_unknown_schedule() -> None:
         schedule_shapes_table(config, make_best(), make_runs())
 
 
+@pytest.mark.tf
 def test_draw_schedule_shapes_structure(table: pd.DataFrame) -> None:
     figure = draw_schedule_shapes(table)
     axes = figure.get_axes()

@@ -262,6 +262,7 @@ def curve(arrays):
     return range_test(MLP, {"type": "adam"}, arrays, BLOWUP, 32, seed=0)
 
 
+@pytest.mark.tf
 def test_same_seed_same_curve_and_stop_on_blow_up(arrays, curve):
     from pipeline.finder.range_test import range_test
 
@@ -286,6 +287,7 @@ def test_same_seed_same_curve_and_stop_on_blow_up(arrays, curve):
     assert result["reason"] is None and all(1e-4 < result[name] < 10 for name in SUGGESTIONS)
 
 
+@pytest.mark.tf
 def test_linear_ramp_runs_to_its_end(arrays):
     from pipeline.finder.range_test import range_test
 
@@ -295,6 +297,7 @@ def test_linear_ramp_runs_to_its_end(arrays):
     assert len(linear) == 6 and linear.attrs["stopped"] is None
 
 
+@pytest.mark.tf
 def test_losses_are_per_batch_not_a_running_mean(arrays):
     """Labels the fixed initial model gets right on even batches and badly wrong on odd ones;
     at a rate of 1e-12 the weights don't move, so each recorded loss must be that batch's
@@ -329,6 +332,7 @@ def test_losses_are_per_batch_not_a_running_mean(arrays):
     assert (np.abs(np.diff(running))[4:] < 0.5 * gap).all()  # what this test would catch
 
 
+@pytest.mark.tf
 def test_the_finder_leaves_no_trace_on_training_runs(arrays, tmp_path, monkeypatch):
     from pipeline.config.compose import compose_study
     from pipeline.finder.suggest import finder_job_spec
@@ -361,6 +365,7 @@ def test_the_finder_leaves_no_trace_on_training_runs(arrays, tmp_path, monkeypat
     )
 
 
+@pytest.mark.tf
 def test_cli_end_to_end_on_digits(arrays, tmp_path):
     from pipeline.training.data import save_npz
 

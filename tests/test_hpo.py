@@ -242,6 +242,7 @@ def test_stale_running_trials_are_reaped_live_ones_kept(study, fake_training, ti
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.tf
 def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing(study, data_file, tmp_path):
     spec = local_spec(study, "tpe", tmp_path)
     processes = [start_worker(spec, data_file, worker) for worker in (0, 1)]
@@ -280,6 +281,7 @@ def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing
     assert {path: path.stat().st_mtime_ns for path in mtimes} == mtimes
 
 
+@pytest.mark.tf
 def test_a_bad_trial_is_pruned_and_a_diverging_one_is_a_worst_valued_result(tmp_path, data_file):
     study = compose_study(SMOKE + " hpo.pruners=[median] hpo.trials=4 hpo.workers=1 hpo.lr_max=30")
     spec = local_spec(study, "tpe_median", tmp_path)

@@ -15,6 +15,8 @@ from pipeline.config.compose import check_target
 from pipeline.config.schema import CONF_DIR, StudyConfigError
 from pipeline.training.models import build_model, cnn, mlp
 
+pytestmark = pytest.mark.tf
+
 
 def conf_option(name: str) -> dict:
     return yaml.safe_load((CONF_DIR / "model" / f"{name}.yaml").read_text())

@@ -24,6 +24,7 @@ from pipeline.training.device import configure_tensorflow
 from pipeline.training.run import train_run
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.tf
 
 
 @pytest.fixture(scope="module")

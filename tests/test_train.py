@@ -41,6 +41,7 @@ def read_history(directory: Path) -> pd.DataFrame:
     return pd.read_csv(directory / "history.csv")
 
 
+@pytest.mark.tf
 def test_a_tiny_run_writes_its_folder(study, arrays, tmp_path):
     run_config = study.run_config("adam", "cosine", 0, 0.01)
     summary = train_run(run_config, arrays, tmp_path / "run")
@@ -65,6 +66,7 @@ def test_a_tiny_run_writes_its_folder(study, arrays, tmp_path):
     assert not [path.name for path in (tmp_path / "run").iterdir() if path.name.startswith(".")]
 
 
+@pytest.mark.tf
 def test_divergence_is_recorded_not_raised(study, arrays, tmp_path):
     summary = train_run(study.run_config("adam", "constant", 0, 30.0), arrays, tmp_path / "run")
     history = read_history(tmp_path / "run")
@@ -90,6 +92,7 @@ def test_summary_of_a_history():
     assert nothing["best_epoch"] is None and math.isnan(nothing["best_val_loss"])
 
 
+@pytest.mark.tf
 def test_cohort_job_trains_every_rate_survives_divergence_and_skips_complete_runs(study, arrays, tmp_path):
     data_file = tmp_path / "data.npz"
     save_npz(arrays, data_file)
@@ -118,6 +121,7 @@ def test_cohort_job_trains_every_rate_survives_divergence_and_skips_complete_run
     assert history_file.stat().st_mtime_ns != before
 
 
+@pytest.mark.tf
 def test_a_run_is_repeatable_across_processes(tmp_path):
     """Same run twice, each in a fresh process: identical history.csv but for seconds."""
     histories = []

@@ -17,7 +17,7 @@ from pipeline.config.compose import compose_study
 from pipeline.config.rates import run_dir
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
 def make_workdir(path: Path, copy_conf: bool = False) -> Path:
