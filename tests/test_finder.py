@@ -247,15 +247,6 @@ BLOWUP = FinderConfig(start_lr=1e-5, end_lr=100.0, steps=60, skip_start=5, skip_
 
 
 @pytest.fixture(scope="module")
-def arrays():
-    from pipeline.training.data import digits
-    from pipeline.training.device import configure_tensorflow
-
-    configure_tensorflow(threads=2, deterministic=True)
-    return digits()
-
-
-@pytest.fixture(scope="module")
 def curve(arrays):
     from pipeline.finder.range_test import range_test
 

@@ -22,22 +22,12 @@ from pipeline.search import storage as hpo_storage
 from pipeline.search import summary as hpo_summary
 from pipeline.search import trial as hpo_trial
 from pipeline.config.compose import compose_study
-from pipeline.training.data import build_dataset, save_npz
+from pipeline.training.data import save_npz
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = "study=smoke hpo=tpe hpo.trials=6 hpo.workers=2 study.epochs=3 optimizer=[adam] schedule=[constant]"
-
-
-@pytest.fixture(scope="module")
-def study():
-    return compose_study(SMOKE)
-
-
-@pytest.fixture(scope="module")
-def data_file(study, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "digits.npz"
-    save_npz(build_dataset(study.dataset), path)
-    return path
+#: The study of the conftest's ``study`` and ``data_file`` fixtures.
+STUDY = SMOKE
 
 
 def local_spec(study: Any, search: str, root: Path) -> Dict[str, Any]:

@@ -27,15 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.tf
 
 
-@pytest.fixture(scope="module")
-def study():
-    return compose_study("study=smoke study.epochs=3 optimizer=[momentum] schedule=[step]")
-
-
-@pytest.fixture(scope="module")
-def arrays(study):
-    configure_tensorflow(threads=1)
-    return build_dataset(study.dataset)
+#: The study of the conftest's ``study`` and ``arrays`` fixtures.
+STUDY = "study=smoke study.epochs=3 optimizer=[momentum] schedule=[step]"
 
 
 def epoch_order(batches, shuffle, epoch: int) -> np.ndarray:

@@ -14,27 +14,15 @@ import pandas as pd
 import pytest
 
 from pipeline.training.cohort import cohort_spec
-from pipeline.config.compose import compose_study
 from pipeline.config.schema import config_hash
 from pipeline.config.rates import run_dir
-from pipeline.training.data import build_dataset, save_npz
-from pipeline.training.device import configure_tensorflow
+from pipeline.training.data import save_npz
 from pipeline.tables import HISTORY_COLUMNS
 from pipeline.training.run import is_complete, summarise, train_run
 
 REPO = Path(__file__).resolve().parent.parent
-SMALL = "study=smoke study.epochs=3 schedule=[constant,cosine] optimizer=[adam,momentum]"
-
-
-@pytest.fixture(scope="module")
-def study():
-    return compose_study(SMALL)
-
-
-@pytest.fixture(scope="module")
-def arrays(study):
-    configure_tensorflow(threads=1)
-    return build_dataset(study.dataset)
+#: The study of the conftest's ``study`` and ``arrays`` fixtures.
+STUDY = "study=smoke study.epochs=3 schedule=[constant,cosine] optimizer=[adam,momentum]"
 
 
 def read_history(directory: Path) -> pd.DataFrame:

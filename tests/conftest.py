@@ -1,0 +1,53 @@
+"""Shared fixtures: a composed study, its dataset, and the dataset's file.
+
+A test module chooses its study with a module-level ``STUDY`` string of Hydra overrides (the
+smoke study when it has none); the fixtures are module-scoped, so each module composes its
+study and builds its data once. Synthetic files (run folders, tables) come from
+:mod:`factories`.
+
+Marks (registered in ``pyproject.toml``, ``--strict-markers``): ``tf`` on every test that imports
+TensorFlow or Keras or starts a process that does; ``slow`` on the end-to-end tests;
+``slurm`` on the live SLURM tests. The fast loop is ``python -m pytest -m "not slow and not tf"``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import pytest
+
+from pipeline.config.compose import compose_study
+from pipeline.config.schema import Study
+from pipeline.training.data import build_dataset, save_npz
+
+#: The study of a test module without a ``STUDY`` of its own.
+SMOKE = "study=smoke"
+
+
+@pytest.fixture(scope="module")
+def study(request: pytest.FixtureRequest) -> Study:
+    """The study composed from the test module's ``STUDY`` overrides (default: the smoke study)."""
+    return compose_study(getattr(request.module, "STUDY", SMOKE))
+
+
+@pytest.fixture(scope="module")
+def arrays(study: Study) -> Dict[str, np.ndarray]:
+    """The study's dataset in memory, TensorFlow set up first (one thread, deterministic ops).
+
+    TensorFlow reads its thread counts when it is first imported, so it is configured before
+    any test of the module trains.
+    """
+    from pipeline.training.device import configure_tensorflow
+
+    configure_tensorflow(threads=1)
+    return build_dataset(study.dataset)
+
+
+@pytest.fixture(scope="module")
+def data_file(study: Study, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The study's dataset written as the dataset rule writes it, for job subprocesses."""
+    path = tmp_path_factory.mktemp("data") / "dataset.npz"
+    save_npz(build_dataset(study.dataset), path)
+    return path
