@@ -1,10 +1,10 @@
-"""Reading loosely typed values from the study's CSV and JSON files.
+"""Numbers read back from the study's tables and JSON files, and the spread over seeds.
 
-``runs.csv``, ``best.csv`` and ``finder_vs_grid.csv`` come back from :func:`pandas.read_csv`
-with NaN for empty cells and, in older files, booleans spelled as text; ``suggestions.json``
-holds ``null``, ``NaN`` and ``Infinity``. The readers (:mod:`pipeline.analysis.advice`,
-:mod:`pipeline.report`, :mod:`pipeline.analysis.finder_vs_grid` and the figures) share these helpers so
-that they agree on what counts as a number, a "true" and a usable table.
+The tables come back typed from their schemas (:mod:`pipeline.tables`); what is left to
+share is how a single cell or a ``suggestions.json`` value (``null``, ``NaN``, ``Infinity``)
+counts as a number, and the two ways the study takes a standard deviation over seeds. The
+readers (:mod:`pipeline.analysis`, :mod:`pipeline.report` and the figures) share these helpers
+so that they agree.
 
 Pure pandas: no matplotlib or TensorFlow import, so the light report job can use it.
 """
@@ -31,13 +31,26 @@ def is_finite(value: Any) -> bool:
     return not math.isnan(finite_number(value))
 
 
-def truthy(value: Any) -> bool:
-    """A CSV boolean: True/False, 1/0, or their spellings as text; NaN/empty is False."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes"}
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return bool(value)
+def std_over_seeds(values: pd.Series) -> float:
+    """The seeds' spread in ``best.csv``: the sample standard deviation (ddof=1), 0 for one seed.
+
+    Counts every seed that ran: one run has no observed spread (0); among several, pandas skips
+    the NaN ones, so one finite value among them gives NaN (no spread can be estimated).
+    """
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def std_over_present_seeds(values: pd.Series) -> float:
+    """The seeds' spread in the figures: the sample standard deviation (ddof=1) of the values
+    present (non-NaN), 0 for one value, NaN for none.
+
+    Unlike :func:`std_over_seeds`, a seed without a value (a diverged run left out of a
+    mean) does not count, so one present value shows as 0 spread, as in ``best.csv``.
+    """
+    present = values.dropna()
+    if len(present) == 0:
+        return float("nan")
+    return float(present.std(ddof=1)) if len(present) > 1 else 0.0
 
 
 def numeric(values: pd.Series) -> pd.Series:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List
 
 import pandas as pd
 
-from pipeline.analysis.finder_vs_grid import FINDER_VS_GRID_COLUMNS
+from pipeline.tables import FINDER_VS_GRID
 
 NAN = math.nan
 L1, L2, L3 = 1e-3, 1e-2, 1e-1
@@ -99,7 +99,7 @@ def make_finder_vs_grid() -> pd.DataFrame:
             for schedule, kind, suggested, best_lr, nearest, loss, diverged, best_loss in rows
         ]
     )
-    return table.loc[:, list(FINDER_VS_GRID_COLUMNS)]
+    return table.loc[:, FINDER_VS_GRID.columns]
 
 
 #: trials.csv rows: (trial, state, status, schedule, lr, value, best_val_loss, epochs_run, seconds);

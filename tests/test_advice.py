@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import pandas as pd
 import pytest
 
-from pipeline.analysis.advice import KINDS, Warning, diverged_by_schedule, study_warnings
+from pipeline.analysis.advice import KINDS, StudyWarning, diverged_by_schedule, study_warnings
 from pipeline.analysis.aggregate import rate_table
 from pipeline.analysis.aggregate import best_rates, read_runs
 from pipeline.config.schema import DiagnosisConfig, GridConfig
@@ -119,7 +119,7 @@ def middle_best(**overrides: Sequence[Run]) -> Dict[float, Sequence[Run]]:
     return by_rate
 
 
-def kinds(warnings: Sequence[Warning]) -> List[str]:
+def kinds(warnings: Sequence[StudyWarning]) -> List[str]:
     return [warning.kind for warning in warnings]
 
 
@@ -134,10 +134,10 @@ def test_clean_study_has_no_warnings(tmp_path: Path) -> None:
 
 
 def test_warning_is_a_frozen_record() -> None:
-    warning = Warning("edge", "adam", "cosine", "text")
+    warning = StudyWarning("edge", "adam", "cosine", "text")
     with pytest.raises(dataclasses.FrozenInstanceError):
         warning.kind = "other"  # type: ignore[misc]
-    assert [field.name for field in dataclasses.fields(Warning)] == ["kind", "optimizer", "schedule", "message"]
+    assert [field.name for field in dataclasses.fields(StudyWarning)] == ["kind", "optimizer", "schedule", "message"]
 
 
 # --------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_edge_low_on_the_default_grid_keeps_its_spacing(tmp_path: Path) -> None:
     runs, best = tables(tmp_path, spec)
     warnings = study_warnings(runs, best, make_study(grid=grid))
     assert warnings == [
-        Warning(
+        StudyWarning(
             "edge",
             "adam",
             "cosine",
@@ -214,7 +214,7 @@ def test_diverged_share_above_threshold(tmp_path: Path) -> None:
     spec = {("adam", "constant"): middle_best(**{str(L3): [Run(0.75, 2, diverged=True)] * 2})}
     runs, best = tables(tmp_path, spec)
     assert study_warnings(runs, best, make_study()) == [
-        Warning(
+        StudyWarning(
             "diverged",
             "adam",
             "constant",

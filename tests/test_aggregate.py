@@ -9,29 +9,24 @@ exact.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+import factories
 import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from pipeline.analysis.aggregate import (
-    BEST_COLUMNS,
-    RUN_COLUMNS,
-    best_rates,
-    main,
-    read_runs,
-    run_dirs_from_manifests,
-)
+from pipeline.analysis.aggregate import best_rates, main, read_runs, run_dirs_from_manifests
 from pipeline.config.rates import run_dir
-from pipeline.tables import HISTORY_COLUMNS
+from pipeline.tables import BEST, CURVES, RUN_SUMMARY_COLUMNS
 
 NAN = math.nan
 L1, L2, L3 = 1e-3, 1e-2, 1e-1
+RUN_COLUMNS = RUN_SUMMARY_COLUMNS
+BEST_COLUMNS = BEST.columns
 CURVE_COLUMNS = ["optimizer", "schedule", "lr", "seed", "epoch", "current_lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 
 
@@ -56,26 +51,6 @@ def history_rows(lr: float, losses: Sequence[float], val_losses: Sequence[float]
     ]
 
 
-def summary_of(rows: List[Dict[str, Any]], diverged_epoch: Optional[int]) -> Dict[str, Any]:
-    """The summary ``train.summarise`` writes, computed independently here."""
-    finite = [row for row in rows if math.isfinite(row["val_loss"])]
-    best = min(finite, key=lambda row: row["val_loss"]) if finite else None
-    accuracies = [row["val_accuracy"] for row in rows if math.isfinite(row["val_accuracy"])]
-    return {
-        "status": "diverged" if diverged_epoch is not None else "ok",
-        "diverged_epoch": diverged_epoch,
-        "epochs_run": len(rows),
-        "best_epoch": best["epoch"] if best else None,
-        "best_val_loss": best["val_loss"] if best else NAN,
-        "val_accuracy_at_best": best["val_accuracy"] if best else NAN,
-        "best_val_accuracy": max(accuracies) if accuracies else NAN,
-        "final_loss": rows[-1]["loss"],
-        "final_accuracy": rows[-1]["accuracy"],
-        "final_val_loss": rows[-1]["val_loss"],
-        "final_val_accuracy": rows[-1]["val_accuracy"],
-    }
-
-
 def write_run(
     study_dir: Path,
     optimizer: str,
@@ -85,32 +60,12 @@ def write_run(
     rows: List[Dict[str, Any]],
     diverged_epoch: Optional[int] = None,
 ) -> Path:
-    """One run folder as train_run leaves it; returns the folder."""
-    directory = run_dir(study_dir, optimizer, schedule, seed, lr)
-    directory.mkdir(parents=True)
-    with (directory / "history.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: repr(value) if isinstance(value, float) else value for key, value in row.items()})
-    summary = summary_of(rows, diverged_epoch)
-    summary.update(
-        {
-            "optimizer": optimizer,
-            "schedule": schedule,
-            "lr": lr,
-            "seed": seed,
-            "steps": 10 * len(rows),
-            "steps_per_epoch": 10,
-            "initial_loss": 2.25,
-            "seconds": 0.5 * len(rows) + 0.25,
-            "device": "CPU",
-            "versions": {"python": "3"},
-            "config_hash": "0123456789abcdef",
-        }
-    )
-    (directory / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
-    return directory
+    """One run folder as train_run leaves it, with every summary key the runs table reads."""
+    return factories.write_run(
+        study_dir, optimizer, schedule, seed, lr, rows, diverged_epoch,
+        steps=10 * len(rows), steps_per_epoch=10, initial_loss=2.25, seconds=0.5 * len(rows) + 0.25,
+        device="CPU", versions={"python": "3"}, config_hash="0123456789abcdef",
+    )  # fmt: skip
 
 
 #: (optimizer, schedule, seed, lr) -> (loss per epoch, val_loss per epoch, val_accuracy per epoch, diverged_epoch)
@@ -242,19 +197,18 @@ CELLS: Dict[tuple, List[tuple]] = {
 
 def make_runs(cells: Dict[tuple, List[tuple]] = CELLS) -> pd.DataFrame:
     """A runs table (the columns best_rates reads), rows deliberately not sorted."""
-    rows = []
-    for (optimizer, schedule, lr), seeds in reversed(list(cells.items())):
-        for seed, (status, loss, accuracy) in reversed(list(enumerate(seeds))):
-            rows.append(
-                {
-                    "optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed, "status": status,
-                    "best_val_loss": loss, "best_val_accuracy": accuracy,
-                    # Every finite run had its best epoch at 2; the fit label follows the status.
-                    "best_epoch": 2 if math.isfinite(loss) else None,
-                    "fit": "diverged" if status == "diverged" else "good",
-                }
-            )  # fmt: skip
-    return pd.DataFrame(rows)
+
+    def row(optimizer: str, schedule: str, lr: float, seed: int, values: tuple) -> Dict[str, Any]:
+        status, loss, accuracy = values
+        return {
+            "optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed, "status": status,
+            "best_val_loss": loss, "best_val_accuracy": accuracy,
+            # Every finite run had its best epoch at 2; the fit label follows the status.
+            "best_epoch": 2 if math.isfinite(loss) else None,
+            "fit": "diverged" if status == "diverged" else "good",
+        }  # fmt: skip
+
+    return factories.cells_table(cells, row, reverse=True)
 
 
 def std2(a: float, b: float) -> float:

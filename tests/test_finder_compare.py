@@ -17,14 +17,11 @@ from typing import Any, Dict, List, Optional
 import pandas as pd
 import pytest
 
-from pipeline.analysis.finder_vs_grid import (
-    FINDER_VS_GRID_COLUMNS,
-    closest_suggestions,
-    finder_vs_grid,
-    main,
-    nearest_rate,
-    short_rate,
-)
+from pipeline.analysis.finder_vs_grid import closest_suggestions, finder_vs_grid, main, nearest_rate
+from pipeline.config.rates import short_rate
+from pipeline.tables import FINDER_VS_GRID
+
+FINDER_VS_GRID_COLUMNS = FINDER_VS_GRID.columns
 
 NAN = math.nan
 SQRT_1E2_1E1 = math.sqrt(1e-2 * 1e-1)  # the geometric midpoint of 1e-2 and 1e-1: a tie

@@ -28,19 +28,20 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import pandas as pd
 
 from pipeline.analysis.aggregate import rate_table
+from pipeline.config.rates import override_rate
 from pipeline.config.schema import DiagnosisConfig
-from pipeline.config.rates import lr_to_str, round_significant
-from pipeline.values import is_finite, truthy
+from pipeline.tables import BEST, RUNS, RunStatus
+from pipeline.values import is_finite
 
 #: The warning kinds, in the order they are listed for one optimizer × schedule.
 KINDS: tuple[str, ...] = ("edge", "diverged", "early_best", "late_best", "seeds_disagree")
 
-#: Columns of :func:`diverged_by_schedule`.
+#: Columns of :func:`diverged_by_schedule` (a table the report shows, not a study file).
 DIVERGED_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "runs", "diverged", "diverged_fraction", "lowest_diverging_lr")
 
 
 @dataclass(frozen=True)
-class Warning:  # noqa: A001 - the name the report and its callers use; never raised
+class StudyWarning:
     """One piece of advice about one optimizer × schedule of a study.
 
     Attributes:
@@ -55,15 +56,6 @@ class Warning:  # noqa: A001 - the name the report and its callers use; never ra
     optimizer: str
     schedule: str
     message: str
-
-
-#: The same class under a name that does not shadow the built-in ``Warning``.
-StudyWarning = Warning
-
-
-def _rate(value: float) -> str:
-    """A rate as in run paths and overrides (``1e-4``): Hydra reads this spelling as a float."""
-    return lr_to_str(round_significant(float(value)))
 
 
 def _section(study: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -81,7 +73,7 @@ def diagnosis_settings(study: Mapping[str, Any]) -> DiagnosisConfig:
 
 
 def _is_diverged(statuses: pd.Series) -> pd.Series:
-    return statuses.astype(str) == "diverged"
+    return statuses == RunStatus.DIVERGED
 
 
 def diverged_by_schedule(runs: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +84,7 @@ def diverged_by_schedule(runs: pd.DataFrame) -> pd.DataFrame:
     rows: List[Dict[str, Any]] = []
     for (optimizer, schedule), group in runs.groupby(["optimizer", "schedule"], sort=True):
         diverged = _is_diverged(group["status"])
-        rates = group.loc[diverged, "lr"].astype(float)
+        rates = group.loc[diverged, "lr"]
         rows.append(
             {
                 "optimizer": optimizer,
@@ -118,7 +110,7 @@ def _widen_grid(grid: Mapping[str, Any], rates: Sequence[float], lr: float, dire
     spacing stays the same and, where a decade is a whole number of steps, every rate already
     run stays on the grid (its runs are reused instead of retrained).
     """
-    below, above = _rate(lr / 10), _rate(lr * 10)
+    below, above = override_rate(lr / 10), override_rate(lr * 10)
     new = {"low": [below], "high": [above], "both": [below, above]}[direction]
     if grid.get("mode") == "finder":
         # A finder-centred grid is symmetric about the suggestion: widen both sides by a
@@ -132,7 +124,7 @@ def _widen_grid(grid: Mapping[str, Any], rates: Sequence[float], lr: float, dire
     if isinstance(values, Sequence) and not isinstance(values, str) and len(values) > 0:
         merged = sorted({float(value) for value in values} | {float(rate) for rate in new})
         added = " and ".join(new)
-        return f"add {added} to study.grid.values: study.grid.values=[{','.join(_rate(value) for value in merged)}]"
+        return f"add {added} to study.grid.values: study.grid.values=[{','.join(override_rate(value) for value in merged)}]"
     parts = []
     if direction in ("low", "both"):
         parts.append(f"study.grid.min={below}")
@@ -152,31 +144,31 @@ def _widen_grid(grid: Mapping[str, Any], rates: Sequence[float], lr: float, dire
 
 
 def _edge_message(row: pd.Series, rates: Sequence[float], grid: Mapping[str, Any]) -> Optional[str]:
-    if not truthy(row.get("at_edge")) or not is_finite(row.get("lr")):
+    if not row["at_edge"] or not is_finite(row["lr"]):
         return None
     lr = float(row["lr"])
-    side = str(row.get("edge")).strip().lower() if isinstance(row.get("edge"), str) else ""
+    side = row["edge"]
     if len(set(rates)) == 1:
-        return f"best rate {_rate(lr)} is the grid's only rate; widen it both ways by a decade: {_widen_grid(grid, rates, lr, 'both')}"
+        return f"best rate {override_rate(lr)} is the grid's only rate; widen it both ways by a decade: {_widen_grid(grid, rates, lr, 'both')}"
     if side == "low":
-        return f"best rate {_rate(lr)} is the grid's smallest; widen it downwards by a decade: {_widen_grid(grid, rates, lr, 'low')}"
+        return f"best rate {override_rate(lr)} is the grid's smallest; widen it downwards by a decade: {_widen_grid(grid, rates, lr, 'low')}"
     if side == "high":
-        return f"best rate {_rate(lr)} is the grid's largest; widen it upwards by a decade: {_widen_grid(grid, rates, lr, 'high')}"
-    return f"best rate {_rate(lr)} is on the grid's edge; widen the grid past it"
+        return f"best rate {override_rate(lr)} is the grid's largest; widen it upwards by a decade: {_widen_grid(grid, rates, lr, 'high')}"
+    return f"best rate {override_rate(lr)} is on the grid's edge; widen the grid past it"
 
 
 def _diverged_message(group: pd.DataFrame, threshold: float) -> Optional[str]:
     diverged = _is_diverged(group["status"])
     if not len(group) or not diverged.mean() > threshold:
         return None
-    per_rate = diverged.groupby(group["lr"].astype(float)).sum().sort_index()
+    per_rate = diverged.groupby(group["lr"]).sum().sort_index()
     hit = per_rate[per_rate > 0]
     lowest = float(hit.index[0])
     above = per_rate[per_rate.index >= lowest]
     if bool((above > 0).all()):
-        where = f"at every rate from {_rate(lowest)} upwards"
+        where = f"at every rate from {override_rate(lowest)} upwards"
     else:
-        where = "at rates " + ", ".join(_rate(rate) for rate in hit.index) + f" (from {_rate(lowest)} up, not at every rate)"
+        where = "at rates " + ", ".join(override_rate(rate) for rate in hit.index) + f" (from {override_rate(lowest)} up, not at every rate)"
     return (
         f"{diverged.mean():.0%} of runs diverged ({int(diverged.sum())} of {len(group)}), {where} "
         f"(more than the {threshold:.0%} warning threshold, diagnosis.diverged_warning)"
@@ -189,14 +181,14 @@ def _best_epoch_mean(row: pd.Series, group: pd.DataFrame) -> Optional[float]:
         return float(row["best_epoch_mean"])
     if "best_epoch" not in group.columns or not is_finite(row.get("lr")):
         return None
-    at_rate = pd.to_numeric(group.loc[group["lr"].astype(float) == float(row["lr"]), "best_epoch"], errors="coerce").dropna()
+    at_rate = group.loc[group["lr"] == float(row["lr"]), "best_epoch"].dropna()
     return float(at_rate.mean()) if len(at_rate) else None
 
 
 def _epoch_message(row: pd.Series, group: pd.DataFrame, epochs: Any, diagnosis: DiagnosisConfig) -> Optional[tuple[str, str]]:
     if not is_finite(epochs) or int(epochs) < 1 or not is_finite(row.get("lr")):
         return None
-    at_rate = group[group["lr"].astype(float) == float(row["lr"])]
+    at_rate = group[group["lr"] == float(row["lr"])]
     if _is_diverged(at_rate["status"]).any():
         # The best epoch of a diverging run marks where it blew up, not where learning stopped:
         # it says nothing about the number of epochs (the diverged warning covers it).
@@ -249,12 +241,12 @@ def _seeds_message(row: pd.Series, group: pd.DataFrame, seeds: Any) -> Optional[
         return None
     return (
         f"the seeds disagree more than the top two rates differ: best val_loss std {std:.3g} over "
-        f"{int(winner['seeds'])} seeds at {_rate(ranked.index[0])} vs a gap of {gap:.3g} to the runner-up "
-        f"{_rate(ranked.index[1])}; the winner is not distinguishable from it; add seeds: study.seeds={_more_seeds(seeds, int(winner['seeds']))}"
+        f"{int(winner['seeds'])} seeds at {override_rate(ranked.index[0])} vs a gap of {gap:.3g} to the runner-up "
+        f"{override_rate(ranked.index[1])}; the winner is not distinguishable from it; add seeds: study.seeds={_more_seeds(seeds, int(winner['seeds']))}"
     )
 
 
-def study_warnings(runs: pd.DataFrame, best: pd.DataFrame, study: Mapping[str, Any]) -> List[Warning]:
+def study_warnings(runs: pd.DataFrame, best: pd.DataFrame, study: Mapping[str, Any]) -> List[StudyWarning]:
     """The warnings of a study, per optimizer × schedule in name order, kinds in :data:`KINDS` order.
 
     Args:
@@ -271,11 +263,13 @@ def study_warnings(runs: pd.DataFrame, best: pd.DataFrame, study: Mapping[str, A
     diagnosis = diagnosis_settings(study)
     settings = _section(study, "study")
     grid = _section(settings, "grid")
-    found: List[Warning] = []
+    RUNS.check(runs, ["optimizer", "schedule", "lr", "seed", "status", "best_val_loss"])
+    BEST.check(best, ["optimizer", "schedule", "lr", "best_val_loss_std", "at_edge", "edge"])
+    found: List[StudyWarning] = []
     best = best.sort_values(["optimizer", "schedule"], kind="stable")
     for _, row in best.iterrows():
         optimizer, schedule = str(row["optimizer"]), str(row["schedule"])
-        group = runs[(runs["optimizer"].astype(str) == optimizer) & (runs["schedule"].astype(str) == schedule)]
+        group = runs[(runs["optimizer"] == optimizer) & (runs["schedule"] == schedule)]
         rates = sorted(float(rate) for rate in group["lr"].unique()) if len(group) else [float(row["lr"])]
         # Grid rates come from the study where recorded (a rate whose runs are missing is still on the grid).
         if isinstance(study.get("rates"), Sequence) and study.get("rates"):
@@ -290,5 +284,5 @@ def study_warnings(runs: pd.DataFrame, best: pd.DataFrame, study: Mapping[str, A
         messages.append(("seeds_disagree", _seeds_message(row, group, settings.get("seeds")) if len(group) else None))
         for kind, message in messages:
             if message is not None:
-                found.append(Warning(kind, optimizer, schedule, f"{optimizer} × {schedule}: {message}"))
+                found.append(StudyWarning(kind, optimizer, schedule, f"{optimizer} × {schedule}: {message}"))
     return found

@@ -26,18 +26,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.io import write_atomic
-from pipeline.tables import HISTORY_COLUMNS, RUN_KEYS
+from pipeline.tables import BEST, CURVES, HISTORY, NULLABLE_INT, RUN_KEYS, RUN_SUMMARY_COLUMNS, RUNS, RunStatus, TableSchema
+from pipeline.values import std_over_seeds
 
-RUN_COLUMNS = [
-    "optimizer", "schedule", "lr", "seed", "status", "best_val_loss", "best_val_accuracy", "best_epoch",
-    "final_loss", "final_val_loss", "final_val_accuracy", "diverged_epoch", "epochs_run", "steps",
-    "val_accuracy_at_best", "seconds", "initial_loss", "device", "resumed_from_epoch", "run_dir",
-]  # fmt: skip
 CURVE_KEYS = RUN_KEYS
-BEST_COLUMNS = [
-    "optimizer", "schedule", "lr", "best_val_loss_mean", "best_val_loss_std", "best_val_accuracy_mean",
-    "best_val_accuracy_std", "seeds", "diverged_fraction", "at_edge", "edge", "fit", "best_epoch_mean",
-]  # fmt: skip
 
 
 def read_runs(run_dirs: Iterable[Path]) -> Tuple[pd.DataFrame, pd.DataFrame]:
@@ -46,24 +38,18 @@ def read_runs(run_dirs: Iterable[Path]) -> Tuple[pd.DataFrame, pd.DataFrame]:
     for directory in run_dirs:
         directory = Path(directory)
         summary = json.loads((directory / "summary.json").read_text())
-        run_rows.append({**{key: summary.get(key) for key in RUN_COLUMNS}, "run_dir": str(directory)})
-        history = pd.read_csv(directory / "history.csv").rename(columns={"lr": "current_lr"})
+        run_rows.append({**{key: summary.get(key) for key in RUN_SUMMARY_COLUMNS}, "run_dir": str(directory)})
+        history = HISTORY.read(directory / "history.csv").rename(columns={"lr": "current_lr"})
         for key in CURVE_KEYS:
             history.insert(CURVE_KEYS.index(key), key, summary[key])
         curves.append(history)
-    runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
-    for column in ("best_epoch", "diverged_epoch", "resumed_from_epoch"):
-        runs[column] = runs[column].astype("Int64")
+    runs = pd.DataFrame(run_rows, columns=RUN_SUMMARY_COLUMNS)
+    # Integers that a run may lack (no best epoch, never diverged, never resumed): Int64, not float.
+    runs = runs.astype({column: NULLABLE_INT for column in RUN_SUMMARY_COLUMNS if RUNS.dtypes[column] == NULLABLE_INT})
     runs = runs.sort_values(["optimizer", "schedule", "lr", "seed"], kind="stable").reset_index(drop=True)
-    empty_curves = pd.DataFrame(columns=[*CURVE_KEYS, "epoch", "current_lr", *HISTORY_COLUMNS[2:]])
-    curves_table = pd.concat(curves, ignore_index=True) if curves else empty_curves
+    curves_table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVES.columns)
     curves_table = curves_table.sort_values([*CURVE_KEYS, "epoch"], kind="stable").reset_index(drop=True)
     return runs, curves_table
-
-
-def seed_std(values: pd.Series) -> float:
-    """Sample standard deviation over seeds; 0 for one seed (no spread was observed)."""
-    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
 def rate_table(group: pd.DataFrame) -> pd.DataFrame:
@@ -74,12 +60,12 @@ def rate_table(group: pd.DataFrame) -> pd.DataFrame:
     """
     columns = {
         "best_val_loss_mean": ("best_val_loss", "mean"),
-        "best_val_loss_std": ("best_val_loss", seed_std),
+        "best_val_loss_std": ("best_val_loss", std_over_seeds),
         "best_val_accuracy_mean": ("best_val_accuracy", "mean"),
-        "best_val_accuracy_std": ("best_val_accuracy", seed_std),
+        "best_val_accuracy_std": ("best_val_accuracy", std_over_seeds),
         "best_epoch_mean": ("best_epoch", lambda epochs: float(pd.to_numeric(epochs, errors="coerce").astype(float).mean())),
         "seeds": ("seed", "nunique"),
-        "diverged": ("status", lambda statuses: int((statuses == "diverged").sum())),
+        "diverged": ("status", lambda statuses: int((statuses == RunStatus.DIVERGED).sum())),
     }
     # Ranking needs only lr, seed, status and best_val_loss; the other summaries come when present.
     per_rate = group.groupby("lr", sort=True).agg(
@@ -113,7 +99,7 @@ def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
                 "best_val_accuracy_mean": chosen["best_val_accuracy_mean"],
                 "best_val_accuracy_std": chosen["best_val_accuracy_std"],
                 "seeds": int(chosen["seeds"]),
-                "diverged_fraction": float((group["status"] == "diverged").mean()),
+                "diverged_fraction": float((group["status"] == RunStatus.DIVERGED).mean()),
                 # A single rate is both edges; "low" asks to widen it (both ways, in practice).
                 "at_edge": bool(edge),
                 "edge": edge,
@@ -121,11 +107,12 @@ def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
                 "best_epoch_mean": chosen["best_epoch_mean"],
             }
         )
-    return pd.DataFrame(rows, columns=BEST_COLUMNS)
+    return pd.DataFrame(rows, columns=BEST.columns)
 
 
-def write_csv(table: pd.DataFrame, path: Path) -> None:
-    write_atomic(path, lambda temporary: table.to_csv(temporary, index=False))
+def write_table(schema: TableSchema, table: pd.DataFrame, path: Path) -> None:
+    """Write a study table atomically, in its schema's format."""
+    write_atomic(path, lambda temporary: schema.write(table, temporary))
 
 
 def run_dirs_from_manifests(manifests: Iterable[Path]) -> List[Path]:
@@ -146,10 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         from pipeline.analysis.diagnosis import diagnose_runs
 
         runs = diagnose_runs(runs, curves, DiagnosisConfig(**json.loads(args.diagnosis)))
-    write_csv(runs, args.runs)
-    write_csv(curves, args.curves)
-    write_csv(best_rates(runs), args.best)
-    print(f"{len(runs)} runs ({int((runs['status'] == 'diverged').sum())} diverged), {len(curves)} epoch rows")
+    write_table(RUNS, runs, args.runs)
+    write_table(CURVES, curves, args.curves)
+    write_table(BEST, best_rates(runs), args.best)
+    print(f"{len(runs)} runs ({int((runs['status'] == RunStatus.DIVERGED).sum())} diverged), {len(curves)} epoch rows")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Labels, by priority (the first rule that fires names the label; ``fit_reasons`` lists every
 rule that fired, so that the report can say why):
 
-- ``diverged``: training decided it (``status == "diverged"``: a non-finite epoch loss or one
+- ``diverged``: training decided it (status :attr:`~pipeline.tables.RunStatus.DIVERGED`: a non-finite epoch loss or one
   past ``divergence_factor`` × the untrained loss).
 - ``unstable``: the training loss rose by more than ``spike_rise`` from one epoch to the next
   (reason ``spike``), or ended more than ``end_worse_margin`` above its own best
@@ -44,14 +44,16 @@ from typing import Any, Dict, Iterable, List, Tuple
 import numpy as np
 import pandas as pd
 
-from pipeline.tables import RUN_KEYS as CURVE_KEYS
 from pipeline.config.schema import DiagnosisConfig
+from pipeline.tables import CURVES, DIAGNOSIS_DTYPES, RUNS, STR, RunStatus
+from pipeline.tables import RUN_KEYS as CURVE_KEYS
 
 #: The fit labels, worst first: the order that breaks ties.
 FIT_LABELS = ("diverged", "unstable", "underfit", "overfit", "good")
 
 #: Fixed colour of each label, in every study: the fitting map's cells and the report's badges.
-#: Kept here, with the labels, so that the report job can use them without matplotlib.
+#: Kept here, with the labels, so that the report job can use them without matplotlib; the
+#: spellings suit both CSS and matplotlib.
 FIT_COLORS: Dict[str, str] = {
     "diverged": "#8b1a1a",  # dark red
     "unstable": "#f28e2b",  # orange
@@ -62,17 +64,15 @@ FIT_COLORS: Dict[str, str] = {
 
 #: Text colour on each label's colour: white on the dark ones, black on the light ones.
 FIT_TEXT_COLORS: Dict[str, str] = {
-    "diverged": "white",
-    "unstable": "black",
-    "underfit": "black",
-    "overfit": "white",
-    "good": "white",
+    "diverged": "#fff",
+    "unstable": "#000",
+    "underfit": "#000",
+    "overfit": "#fff",
+    "good": "#fff",
 }
 
-DIAGNOSIS_COLUMNS = [
-    "fit", "fit_reasons", "spikes", "max_loss_rise", "end_over_best", "progress", "end_drop", "val_rise", "gap",
-    "epochs_to_target", "seconds_to_target",
-]  # fmt: skip
+#: The columns the diagnosis appends to runs.csv (their dtypes: :data:`pipeline.tables.RUNS`).
+DIAGNOSIS_COLUMNS: List[str] = [name for name, _ in DIAGNOSIS_DTYPES]
 
 #: Every reason code in priority order, with the label it implies. ``fit_reasons`` lists the
 #: codes that fired in this order, so its first code always names the ``fit`` label.
@@ -88,8 +88,8 @@ REASON_LABELS: Tuple[Tuple[str, str], ...] = (
 )
 
 #: Columns each input table must have.
-RUN_INPUT_COLUMNS = [*CURVE_KEYS, "status", "initial_loss"]
-CURVE_INPUT_COLUMNS = [*CURVE_KEYS, "epoch", "loss", "val_loss", "val_accuracy", "seconds"]
+RUN_INPUT_COLUMNS: List[str] = [*CURVE_KEYS, "status", "initial_loss"]
+CURVE_INPUT_COLUMNS: List[str] = [*CURVE_KEYS, "epoch", "loss", "val_loss", "val_accuracy", "seconds"]
 
 NAN = math.nan
 
@@ -160,7 +160,7 @@ def diagnose_history(
     epochs = history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(history) + 1)
 
     fired: set[str] = set()
-    if status == "diverged":
+    if status == RunStatus.DIVERGED:
         fired.add("diverged")
 
     # Training-loss numbers on the finite prefix: after a non-finite loss nothing is comparable.
@@ -255,7 +255,7 @@ def mark_collapses(runs: pd.DataFrame, rows: List[Dict[str, Any]], thresholds: D
     fine = [
         index
         for index, row in enumerate(rows)
-        if statuses[index] != "diverged" and row["progress"] >= thresholds.underfit_progress
+        if statuses[index] != RunStatus.DIVERGED and row["progress"] >= thresholds.underfit_progress
     ]
     for index, row in enumerate(rows):
         fired = set(filter(None, row["fit_reasons"].split(";")))
@@ -263,10 +263,6 @@ def mark_collapses(runs: pd.DataFrame, rows: List[Dict[str, Any]], thresholds: D
             continue
         if any(cohorts[other] == cohorts[index] and rates[other] < rates[index] for other in fine):
             row["fit"], row["fit_reasons"] = label_of(fired | {"collapse"})
-
-
-def _missing(table: pd.DataFrame, columns: List[str]) -> List[str]:
-    return [column for column in columns if column not in table.columns]
 
 
 def diagnose_runs(runs: pd.DataFrame, curves: pd.DataFrame, thresholds: DiagnosisConfig) -> pd.DataFrame:
@@ -281,10 +277,8 @@ def diagnose_runs(runs: pd.DataFrame, curves: pd.DataFrame, thresholds: Diagnosi
         ValueError: A required column is missing, or a run has no curve rows (a key mismatch
             would otherwise label the run from nothing).
     """
-    for name, table, required in (("runs", runs, RUN_INPUT_COLUMNS), ("curves", curves, CURVE_INPUT_COLUMNS)):
-        missing = _missing(table, required)
-        if missing:
-            raise ValueError(f"{name} lacks column(s) {missing}; needs {required}")
+    RUNS.check(runs, RUN_INPUT_COLUMNS)
+    CURVES.check(curves, CURVE_INPUT_COLUMNS)
 
     by_run = {key: group for key, group in curves.groupby(CURVE_KEYS, sort=False)}
     keys = list(runs[CURVE_KEYS].itertuples(index=False, name=None))
@@ -315,13 +309,7 @@ def diagnose_runs(runs: pd.DataFrame, curves: pd.DataFrame, thresholds: Diagnosi
     ]
     mark_collapses(runs, rows, thresholds)
     diagnosis = pd.DataFrame(rows, index=runs.index, columns=DIAGNOSIS_COLUMNS)
-    diagnosis = diagnosis.astype(
-        {
-            "spikes": "int64",
-            "epochs_to_target": "Int64",
-            **{column: float for column in ("max_loss_rise", "end_over_best", "progress", "end_drop", "val_rise", "gap", "seconds_to_target")},
-        }
-    )
+    diagnosis = diagnosis.astype({column: dtype for column, dtype in DIAGNOSIS_DTYPES if dtype != STR})
     kept = runs.drop(columns=[*DIAGNOSIS_COLUMNS, "target_accuracy"], errors="ignore")
     result = pd.concat([kept, diagnosis], axis=1)
     result["target_accuracy"] = target_accuracy

@@ -33,50 +33,21 @@ import pandas as pd
 from pipeline.analysis.aggregate import rate_table
 from pipeline.config.schema import SUGGESTIONS
 from pipeline.io import write_atomic
-from pipeline.values import check_columns, finite_number, numeric
+from pipeline.tables import BEST, FINDER_VS_GRID, RUNS
+from pipeline.values import finite_number
 
 #: The summary suggestions of a range test, in the order the tables list them (the range
 #: test's own list).
 SUGGESTION_KINDS: tuple[str, ...] = tuple(SUGGESTIONS)
 
-#: Columns of :func:`finder_vs_grid`, in order.
-FINDER_VS_GRID_COLUMNS: tuple[str, ...] = (
-    "optimizer",
-    "schedule",
-    "suggestion",
-    "suggested_lr",
-    "suggested_min",
-    "suggested_max",
-    "seeds",
-    "grid_best_lr",
-    "ratio",
-    "nearest_grid_lr",
-    "nearest_val_loss",
-    "nearest_diverged",
-    "grid_best_val_loss",
-    "relative_val_loss",
-)
-
 #: Columns of ``runs.csv`` and ``best.csv`` the comparison reads.
-RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "seed", "status", "best_val_loss")
-BEST_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr")
+RUNS_READ: List[str] = ["optimizer", "schedule", "lr", "seed", "status", "best_val_loss"]
+BEST_READ: List[str] = ["optimizer", "schedule", "lr"]
 
 #: Log-distance tolerance under which two grid rates count as equally near a suggestion:
 #: a geometric midpoint computed in floating point is off by an ulp or so either way, and
 #: the tie rule (lower rate) should not depend on that rounding.
 _TIE_TOLERANCE = 1e-9
-
-
-def short_rate(lr: float) -> str:
-    """A suggested rate to three significant digits (``3.16e-4``), ``n/a`` when not a number.
-
-    Suggestions are geometric means, not grid rates, so their exact spelling
-    (:func:`pipeline.config.rates.lr_to_str`) would be a 17-digit string nobody can read.
-    """
-    value = finite_number(lr)
-    if math.isnan(value):
-        return "n/a"
-    return np.format_float_scientific(value, precision=2, trim="-", exp_digits=1).replace("e+", "e")
 
 
 def nearest_rate(rates: Sequence[float], lr: float) -> float:
@@ -159,12 +130,9 @@ def finder_vs_grid(suggestions: Sequence[Mapping[str, Any]], runs: pd.DataFrame,
         The table, sorted by optimizer and schedule, suggestions in :data:`SUGGESTION_KINDS`
         order, with a fresh RangeIndex.
     """
-    check_columns(runs, RUNS_COLUMNS, "runs")
-    check_columns(best, BEST_COLUMNS, "best")
+    RUNS.check(runs, RUNS_READ)
+    BEST.check(best, BEST_READ)
     by_optimizer = _suggestions_by_optimizer(suggestions)
-    runs = runs.assign(lr=runs["lr"].astype(float), optimizer=runs["optimizer"].astype(str))
-    runs = runs.assign(schedule=runs["schedule"].astype(str))
-    best = best.assign(optimizer=best["optimizer"].astype(str), schedule=best["schedule"].astype(str))
     rows: List[Dict[str, Any]] = []
     for _, cell in best.sort_values(["optimizer", "schedule"], kind="stable").iterrows():
         optimizer, schedule = cell["optimizer"], cell["schedule"]
@@ -199,16 +167,9 @@ def finder_vs_grid(suggestions: Sequence[Mapping[str, Any]], runs: pd.DataFrame,
                     "relative_val_loss": nearest_loss / grid_best_loss if grid_best_loss != 0 else math.nan,
                 }
             )
-    table = pd.DataFrame(rows, columns=list(FINDER_VS_GRID_COLUMNS))
-    table["seeds"] = table["seeds"].astype(int)
-    # Int64: no suggestion means no nearest rate, hence no diverged count (<NA>, not 0).
-    table["nearest_diverged"] = pd.array(
-        [None if pd.isna(value) else int(value) for value in table["nearest_diverged"]], dtype="Int64"
-    )
-    for column in FINDER_VS_GRID_COLUMNS:
-        if column not in ("optimizer", "schedule", "suggestion", "seeds", "nearest_diverged"):
-            table[column] = table[column].astype(float)
-    return table.reset_index(drop=True)
+    # Typed by the schema; ``nearest_diverged`` is Int64 since no suggestion means no nearest
+    # rate, hence no diverged count (<NA>, not 0).
+    return FINDER_VS_GRID.typed(pd.DataFrame(rows, columns=FINDER_VS_GRID.columns)).reset_index(drop=True)
 
 
 def closest_suggestions(table: pd.DataFrame) -> pd.DataFrame:
@@ -225,16 +186,16 @@ def closest_suggestions(table: pd.DataFrame) -> pd.DataFrame:
         Columns optimizer, suggestion, mean_relative_val_loss, schedules (how many schedules
         the mean is over), rank (1 = closest to the grid's best); sorted by optimizer and rank.
     """
-    check_columns(table, ("optimizer", "suggestion", "relative_val_loss"), "finder table")
+    FINDER_VS_GRID.check(table, ["optimizer", "suggestion", "relative_val_loss"], "finder table")
     columns = ["optimizer", "suggestion", "mean_relative_val_loss", "schedules", "rank"]
     frames: List[pd.DataFrame] = []
-    for optimizer in sorted(table["optimizer"].astype(str).unique()):
-        panel = table[table["optimizer"].astype(str) == optimizer]
-        present = set(panel["suggestion"].astype(str))
+    for optimizer in sorted(table["optimizer"].unique()):
+        panel = table[table["optimizer"] == optimizer]
+        present = set(panel["suggestion"])
         kinds = [kind for kind in SUGGESTION_KINDS if kind in present] + sorted(present - set(SUGGESTION_KINDS))
         rows: List[Dict[str, Any]] = []
         for order, kind in enumerate(kinds):
-            values = numeric(panel.loc[panel["suggestion"].astype(str) == kind, "relative_val_loss"])
+            values = panel.loc[panel["suggestion"] == kind, "relative_val_loss"]
             values = values[np.isfinite(values)]
             rows.append(
                 {
@@ -273,8 +234,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--best", type=Path, required=True, help="best.csv of the grid")
     parser.add_argument("--out", type=Path, required=True, help="CSV to write (finder_vs_grid.csv)")
     args = parser.parse_args(argv)
-    table = finder_vs_grid(read_suggestions(args.suggestions), pd.read_csv(args.runs), pd.read_csv(args.best))
-    write_atomic(args.out, lambda temporary: table.to_csv(temporary, index=False))
+    table = finder_vs_grid(read_suggestions(args.suggestions), RUNS.read(args.runs), BEST.read(args.best))
+    write_atomic(args.out, lambda temporary: FINDER_VS_GRID.write(table, temporary))
     print(f"{len(table)} rows: {table['optimizer'].nunique()} optimizer(s) compared with the grid")
 
 

@@ -33,51 +33,19 @@ import pandas as pd
 
 from pipeline.analysis.finder_vs_grid import SUGGESTION_KINDS
 from pipeline.io import write_atomic
-from pipeline.values import check_columns, numeric
-
-#: Columns of the method comparison, in order.
-METHOD_COLUMNS: tuple[str, ...] = (
-    "method",
-    "best_val_loss",
-    "lr",
-    "optimizer",
-    "schedule",
-    "runs",
-    "epochs",
-    "seconds",
-    "epochs_to_within_1pct",
-    "seconds_to_within_1pct",
-    "reached",
-)
+from pipeline.tables import BEST, FINDER_VS_GRID, METHODS, RUNS, TRIALS, RunStatus, TrialState
+from pipeline.values import numeric
 
 #: "Within 1%": a validation loss at most ``(1 + TOLERANCE)`` × the grid's best.
 TOLERANCE = 0.01
 
 #: Columns of ``runs.csv``, ``best.csv``, ``trials.csv`` and ``finder_vs_grid.csv`` read here.
-RUNS_COLUMNS: tuple[str, ...] = (
-    "optimizer",
-    "schedule",
-    "lr",
-    "seed",
-    "status",
-    "best_val_loss",
-    "epochs_run",
-    "seconds",
-)
-BEST_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "best_val_loss_mean")
-TRIALS_COLUMNS: tuple[str, ...] = (
-    "search",
-    "trial",
-    "state",
-    "lr",
-    "optimizer",
-    "schedule",
-    "best_val_loss",
-    "epochs_run",
-    "seconds",
-    "status",
-)
-FINDER_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "suggestion", "nearest_grid_lr", "nearest_val_loss")
+RUNS_READ: List[str] = ["optimizer", "schedule", "lr", "seed", "status", "best_val_loss", "epochs_run", "seconds"]
+BEST_READ: List[str] = ["optimizer", "schedule", "lr", "best_val_loss_mean"]
+TRIALS_READ: List[str] = [
+    "search", "trial", "state", "lr", "optimizer", "schedule", "best_val_loss", "epochs_run", "seconds", "status",
+]  # fmt: skip
+FINDER_READ: List[str] = ["optimizer", "schedule", "suggestion", "nearest_grid_lr", "nearest_val_loss"]
 
 #: The grid's natural order: rates ascending, then seeds, then the cells (what a sweep runs
 #: first); also the order in which a suggestion's confirming runs are counted.
@@ -109,7 +77,7 @@ def _lowest(losses: pd.Series) -> float:
 def _candidate_losses(runs: pd.DataFrame) -> pd.Series:
     """``best_val_loss`` of the runs whose loss is a result (status ``ok``), NaN elsewhere."""
     losses = numeric(runs["best_val_loss"])
-    return losses.where((runs["status"].astype(str) == "ok").to_numpy() & np.isfinite(losses.to_numpy()))
+    return losses.where((runs["status"] == RunStatus.OK).to_numpy() & np.isfinite(losses.to_numpy()))
 
 
 def _cost_to_reach(ordered: pd.DataFrame, losses: pd.Series, threshold: float) -> tuple[float, float]:
@@ -145,8 +113,8 @@ def _method_row(
         "method": method,
         "best_val_loss": _lowest(losses),
         "lr": float(choice.get("lr", math.nan)),
-        "optimizer": choice.get("optimizer", np.nan),
-        "schedule": choice.get("schedule", np.nan),
+        "optimizer": choice.get("optimizer", ""),
+        "schedule": choice.get("schedule", ""),
         "runs": len(ordered),
         "epochs": int(round(float(numeric(ordered["epochs_run"]).fillna(0).sum()))),
         "seconds": float(numeric(ordered["seconds"]).fillna(0).sum()),
@@ -157,7 +125,7 @@ def _method_row(
 
 
 def _choice(row: pd.Series, lr_column: str) -> Dict[str, Any]:
-    return {"lr": float(row[lr_column]), "optimizer": str(row["optimizer"]), "schedule": str(row["schedule"])}
+    return {"lr": float(row[lr_column]), "optimizer": row["optimizer"], "schedule": row["schedule"]}
 
 
 def _lowest_row(frame: pd.DataFrame, column: str) -> Optional[pd.Series]:
@@ -180,11 +148,8 @@ def _grid_row(runs: pd.DataFrame, best: pd.DataFrame, threshold: float) -> Dict[
 def _finder_row(kind: str, rows: pd.DataFrame, runs: pd.DataFrame, threshold: float) -> Dict[str, Any]:
     """The row of suggestion ``kind``: the grid runs at the grid rate nearest it, per cell."""
     cells = rows[np.isfinite(numeric(rows["nearest_grid_lr"]))]
-    keys = {(str(row["optimizer"]), str(row["schedule"]), float(row["nearest_grid_lr"])) for _, row in cells.iterrows()}
-    at_nearest = [
-        (optimizer, schedule, lr) in keys
-        for optimizer, schedule, lr in zip(runs["optimizer"].astype(str), runs["schedule"].astype(str), runs["lr"])
-    ]
+    keys = {(row["optimizer"], row["schedule"], float(row["nearest_grid_lr"])) for _, row in cells.iterrows()}
+    at_nearest = [(optimizer, schedule, lr) in keys for optimizer, schedule, lr in zip(runs["optimizer"], runs["schedule"], runs["lr"])]
     ordered = runs[at_nearest].sort_values(GRID_ORDER, kind="stable").reset_index(drop=True)
     chosen = _lowest_row(cells.reset_index(drop=True), "nearest_val_loss")
     choice = _choice(chosen, "nearest_grid_lr") if chosen is not None else None
@@ -194,7 +159,7 @@ def _finder_row(kind: str, rows: pd.DataFrame, runs: pd.DataFrame, threshold: fl
 def _search_row(search: str, trials: pd.DataFrame, threshold: float) -> Dict[str, Any]:
     """The row of one search: its trials in trial order; only complete ``ok`` trials are results."""
     ordered = trials.sort_values("trial", kind="stable").reset_index(drop=True)
-    complete = (ordered["state"].astype(str) == "complete").to_numpy()
+    complete = (ordered["state"] == TrialState.COMPLETE).to_numpy()
     losses = _candidate_losses(ordered).where(complete)
     chosen = _lowest_row(ordered.assign(_loss=losses), "_loss")
     choice = _choice(chosen, "lr") if chosen is not None else None
@@ -250,39 +215,30 @@ def method_comparison(
             finder rows.
 
     Returns:
-        The table, columns :data:`METHOD_COLUMNS`, with a fresh RangeIndex.
+        The table, columns of :data:`pipeline.tables.METHODS`, with a fresh RangeIndex.
     """
-    check_columns(runs, RUNS_COLUMNS, "runs")
-    check_columns(best, BEST_COLUMNS, "best")
-    runs = runs.assign(
-        lr=runs["lr"].astype(float), optimizer=runs["optimizer"].astype(str), schedule=runs["schedule"].astype(str)
-    )
+    RUNS.check(runs, RUNS_READ)
+    BEST.check(best, BEST_READ)
     threshold = within_threshold(grid_best_val_loss(runs))
     rows: List[Dict[str, Any]] = [_grid_row(runs, best, threshold)]
 
     if finder is not None:
-        check_columns(finder, FINDER_COLUMNS, "finder table")
-        kinds = finder["suggestion"].astype(str)
+        FINDER_VS_GRID.check(finder, FINDER_READ, "finder table")
+        kinds = finder["suggestion"]
         present = set(kinds)
         for kind in [*(kind for kind in SUGGESTION_KINDS if kind in present), *sorted(present - set(SUGGESTION_KINDS))]:
             rows.append(_finder_row(kind, finder[kinds == kind], runs, threshold))
 
     for frame in trials:
-        check_columns(frame, TRIALS_COLUMNS, "trials")
+        TRIALS.check(frame, TRIALS_READ)
     searches = [frame for frame in trials if len(frame)]
     if searches:
         combined = pd.concat(searches, ignore_index=True)
-        names = combined["search"].astype(str)
+        names = combined["search"]
         for search in sorted(set(names)):
             rows.append(_search_row(search, combined[names == search], threshold))
 
-    table = pd.DataFrame(rows, columns=list(METHOD_COLUMNS))
-    table["runs"] = table["runs"].astype(int)
-    table["epochs"] = table["epochs"].astype(int)
-    table["reached"] = table["reached"].astype(bool)
-    for column in ("best_val_loss", "lr", "seconds", "epochs_to_within_1pct", "seconds_to_within_1pct"):
-        table[column] = table[column].astype(float)
-    return table.reset_index(drop=True)
+    return METHODS.typed(pd.DataFrame(rows, columns=METHODS.columns)).reset_index(drop=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -300,12 +256,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="CSV to write (methods.csv)")
     args = parser.parse_args(argv)
     table = method_comparison(
-        pd.read_csv(args.runs),
-        pd.read_csv(args.best),
-        [pd.read_csv(path) for path in args.trials],
-        pd.read_csv(args.finder) if args.finder is not None else None,
+        RUNS.read(args.runs),
+        BEST.read(args.best),
+        [TRIALS.read(path) for path in args.trials],
+        FINDER_VS_GRID.read(args.finder) if args.finder is not None else None,
     )
-    write_atomic(args.out, lambda temporary: table.to_csv(temporary, index=False))
+    write_atomic(args.out, lambda temporary: METHODS.write(table, temporary))
     reached = table.loc[table["reached"], "method"].tolist()
     print(f"{len(table)} methods compared; within 1% of the grid's best: {', '.join(reached) or 'none'}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import List, Sequence, Union
+from typing import Any, List, Sequence, Union
 
 import numpy as np
 
@@ -36,6 +36,45 @@ def str_to_lr(text: str) -> float:
 
 def round_significant(value: float, digits: int = 4) -> float:
     return float(f"{value:.{digits - 1}e}")
+
+
+# The spellings of a rate for people. Each has its own job; all of them live here, beside the
+# path spelling they are built on, so that a rate reads the same wherever the study shows it.
+
+
+def rate_label(lr: Any) -> str:
+    """A grid rate as shown in the report and the figures: its path spelling (``3.162e-4``).
+
+    The exact spelling of :func:`lr_to_str`, so a rate on the page can be searched for under
+    ``results/``; a value that is no valid rate (NaN, <= 0, not a number) is shown as its text
+    rather than failing the page.
+    """
+    try:
+        return lr_to_str(lr)
+    except (TypeError, ValueError):
+        return str(lr)
+
+
+def override_rate(value: float) -> str:
+    """A rate as typed in an override (``study.grid.min=1e-4``): four significant digits, in the
+    path spelling, which Hydra reads back as a float."""
+    return lr_to_str(round_significant(float(value)))
+
+
+def short_rate(lr: Any) -> str:
+    """A rate that is no grid rate (a suggestion, a search's pick) to three significant digits
+    (``3.16e-4``); ``n/a`` when it is not a finite number.
+
+    Such rates are geometric means or samples, so their exact spelling would be a 17-digit
+    string nobody can read.
+    """
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        return "n/a"
+    if not math.isfinite(value):
+        return "n/a"
+    return np.format_float_scientific(value, precision=2, trim="-", exp_digits=1).replace("e+", "e")
 
 
 def grid_rates(grid: GridConfig) -> List[float]:

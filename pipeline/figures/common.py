@@ -21,11 +21,12 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from pipeline.config.rates import lr_to_str
+from pipeline.config.rates import rate_label  # noqa: F401 - the figures' rate spelling, shared with the report
 from pipeline.io import write_atomic
 # The figure modules take their column check and number parsing from here: the same ones as
 # the report's and the finder comparison's (pipeline.values, free of matplotlib).
 from pipeline.values import check_columns, numeric
+from pipeline.values import std_over_present_seeds as seed_std  # noqa: F401 - the figures' spread over seeds
 
 #: The key of a grid cell: one optimizer, one schedule, one rate.
 KEYS: List[str] = ["optimizer", "schedule", "lr"]
@@ -69,25 +70,6 @@ def finite(values: pd.Series) -> pd.Series:
     """``values`` as float64 with every non-finite entry (NaN, ±inf, missing) as NaN."""
     numbers = numeric(values)
     return numbers.where(np.isfinite(numbers))
-
-
-def seed_std(values: pd.Series) -> float:
-    """Sample standard deviation (ddof=1) of the non-NaN values; 0 for one value, NaN for none.
-
-    One seed has no observed spread, so 0 is the truth (as in ``best.csv``).
-    """
-    present = values.dropna()
-    if len(present) == 0:
-        return float("nan")
-    return float(present.std(ddof=1)) if len(present) > 1 else 0.0
-
-
-def rate_label(lr: float) -> str:
-    """A rate as written in run paths (``1e-3``, ``3.162e-2``): short and exact."""
-    try:
-        return lr_to_str(lr)
-    except ValueError:
-        return str(lr)
 
 
 def sorted_names(values: Iterable[object]) -> List[str]:

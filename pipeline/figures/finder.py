@@ -40,7 +40,8 @@ from pipeline.figures.common import (
     reserve_top_strip,
     sorted_names,
 )
-from pipeline.analysis.finder_vs_grid import SUGGESTION_KINDS, short_rate, suggestion_summary
+from pipeline.analysis.finder_vs_grid import SUGGESTION_KINDS, suggestion_summary
+from pipeline.config.rates import short_rate
 
 #: Columns of ``finder.csv`` the table reads.
 FINDER_CSV_COLUMNS: tuple[str, ...] = ("optimizer", "seed", "step", "lr", "loss", "smooth_loss")

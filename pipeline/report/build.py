@@ -48,15 +48,8 @@ from pipeline.report.figures import FINDER_FIGURE, HPO_FIGURES, _figure_html, _o
 from pipeline.report.finder import _finder_html
 from pipeline.report.html import _CSS, _FIT_CSS, _e, _table
 from pipeline.report.methods import _methods_html
-from pipeline.report.results import (
-    BEST_COLUMNS,
-    RUNS_COLUMNS,
-    _diverged_table,
-    _recommended_table,
-    _warnings_html,
-    schedule_comparison,
-)
-from pipeline.values import check_columns
+from pipeline.report.results import BEST_READ, RUNS_READ, _diverged_table, _recommended_table, _warnings_html, schedule_comparison
+from pipeline.tables import BEST, FINDER_VS_GRID, METHODS, RUNS, RunStatus
 
 
 def _study_name(study: Mapping[str, Any]) -> str:
@@ -126,8 +119,8 @@ def build_report(
     Returns:
         The HTML page.
     """
-    check_columns(best, BEST_COLUMNS, "best")
-    check_columns(runs, RUNS_COLUMNS, "runs")
+    BEST.check(best, BEST_READ)
+    RUNS.check(runs, RUNS_READ)
     name = _study_name(study)
     best = best.sort_values(["optimizer", "schedule"], kind="stable").reset_index(drop=True)
     parts: List[str] = [
@@ -148,7 +141,7 @@ def build_report(
         _recommended_table(best),
     ]
 
-    sentences = [schedule_comparison(best, optimizer) for optimizer in sorted(best["optimizer"].astype(str).unique())]
+    sentences = [schedule_comparison(best, optimizer) for optimizer in sorted(best["optimizer"].unique())]
     if sentences:
         parts.append('<ul class="findings">' + "".join(f"<li>{_e(text)}</li>" for text in sentences) + "</ul>")
 
@@ -163,8 +156,8 @@ def build_report(
     if methods is not None:
         parts.append(_methods_html(methods, figures))
 
-    status = runs["status"].astype(str)
-    total, ok, diverged = len(runs), int((status == "ok").sum()), int((status == "diverged").sum())
+    status = runs["status"]
+    total, ok, diverged = len(runs), int((status == RunStatus.OK).sum()), int((status == RunStatus.DIVERGED).sum())
     summary = f"{total} runs: {ok} ok, {diverged} diverged"
     other = total - ok - diverged
     if other:
@@ -228,13 +221,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if not isinstance(study, dict):
         parser.error(f"{args.config} is not a YAML mapping")
     page = build_report(
-        runs=pd.read_csv(args.runs),
-        best=pd.read_csv(args.best, keep_default_na=True),
+        runs=RUNS.read(args.runs),
+        best=BEST.read(args.best),
         study=study,
         figures=dict(args.figure),
         config_text=config_text,
-        finder=pd.read_csv(args.finder_table) if args.finder_table is not None else None,
-        methods=pd.read_csv(args.methods) if args.methods is not None else None,
+        finder=FINDER_VS_GRID.read(args.finder_table) if args.finder_table is not None else None,
+        methods=METHODS.read(args.methods) if args.methods is not None else None,
     )
     write_text_atomic(args.out, page)
 

@@ -12,25 +12,18 @@ from typing import Any, List, Mapping, Optional
 
 import pandas as pd
 
-from pipeline.analysis.finder_vs_grid import closest_suggestions, short_rate
+from pipeline.analysis.finder_vs_grid import closest_suggestions
+from pipeline.config.rates import rate_label, short_rate
 from pipeline.report.figures import FINDER_FIGURE, _section_figure
-from pipeline.report.html import _e, _table, format_rate
-from pipeline.values import check_columns, is_finite
+from pipeline.report.html import _e, _table
+from pipeline.tables import FINDER_VS_GRID
+from pipeline.values import is_finite
 
 #: Columns of ``finder_vs_grid.csv`` the report reads (``nearest_diverged`` too, where present).
-FINDER_COLUMNS: tuple[str, ...] = (
-    "optimizer",
-    "schedule",
-    "suggestion",
-    "suggested_lr",
-    "suggested_min",
-    "suggested_max",
-    "seeds",
-    "grid_best_lr",
-    "ratio",
-    "nearest_grid_lr",
-    "relative_val_loss",
-)
+FINDER_READ: List[str] = [
+    "optimizer", "schedule", "suggestion", "suggested_lr", "suggested_min", "suggested_max", "seeds",
+    "grid_best_lr", "ratio", "nearest_grid_lr", "relative_val_loss",
+]  # fmt: skip
 
 
 def _suggested_text(row: Mapping[str, Any]) -> str:
@@ -72,7 +65,7 @@ def finder_sentence(finder: pd.DataFrame, optimizer: str) -> str:
     (:func:`pipeline.analysis.finder_vs_grid.closest_suggestions`); suggestions that tie are named
     together, and the others follow with their means.
     """
-    ranked = closest_suggestions(finder[finder["optimizer"].astype(str) == optimizer])
+    ranked = closest_suggestions(finder[finder["optimizer"] == optimizer])
     finite = ranked[[is_finite(value) for value in ranked["mean_relative_val_loss"]]]
     if finite.empty:
         return f"{optimizer}: no suggestion of the range test could be compared with the grid."
@@ -83,7 +76,7 @@ def finder_sentence(finder: pd.DataFrame, optimizer: str) -> str:
     if len(winners) == 1:
         head = f"the {winners['suggestion'].iloc[0]} suggestion came closest to the grid's best on average"
     else:
-        names = list(winners["suggestion"].astype(str))
+        names = list(winners["suggestion"])
         head = f"the {', '.join(names[:-1])} and {names[-1]} suggestions came equally close to the grid's best on average"
     others = [
         f"{row['suggestion']} {float(row['mean_relative_val_loss']):.2f}×"
@@ -100,14 +93,14 @@ def _finder_table(finder: pd.DataFrame) -> str:
     rows: List[List[tuple[str, str]]] = []
     for _, row in finder.iterrows():
         ratio = f"{float(row['ratio']):.2g}×" if is_finite(row["ratio"]) else "n/a"
-        nearest = format_rate(row["nearest_grid_lr"]) if is_finite(row["nearest_grid_lr"]) else "n/a"
+        nearest = rate_label(row["nearest_grid_lr"]) if is_finite(row["nearest_grid_lr"]) else "n/a"
         rows.append(
             [
                 (_e(row["optimizer"]), ""),
                 (_e(row["schedule"]), ""),
                 (_e(row["suggestion"]), ""),
                 (_e(_suggested_text(row)), "num"),
-                (_e(format_rate(row["grid_best_lr"])), "num"),
+                (_e(rate_label(row["grid_best_lr"])), "num"),
                 (_e(ratio), "num"),
                 (_e(nearest), "num"),
                 (_e(relative_text(row)), "num"),
@@ -128,7 +121,7 @@ def _finder_table(finder: pd.DataFrame) -> str:
 
 def _finder_html(finder: pd.DataFrame, figure: Optional[Path]) -> str:
     """The LR range test section: the curves figure, the comparison table, a sentence per optimizer."""
-    check_columns(finder, FINDER_COLUMNS, "finder table")
+    FINDER_VS_GRID.check(finder, FINDER_READ, "finder table")
     parts = [
         '<section id="lr-range-test"><h2>LR range test</h2>',
         "<p>How far to trust the finder on your problem: each suggestion of the range test (geometric "
@@ -142,7 +135,7 @@ def _finder_html(finder: pd.DataFrame, figure: Optional[Path]) -> str:
         parts.append("<p>No optimizer of the range test is in the grid: there is nothing to compare.</p>")
     else:
         parts.append(_finder_table(finder))
-    sentences = [finder_sentence(finder, optimizer) for optimizer in sorted(finder["optimizer"].astype(str).unique())]
+    sentences = [finder_sentence(finder, optimizer) for optimizer in sorted(finder["optimizer"].unique())]
     if sentences:
         parts.append('<ul class="findings">' + "".join(f"<li>{_e(text)}</li>" for text in sentences) + "</ul>")
     parts.append("</section>")

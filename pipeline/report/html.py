@@ -3,30 +3,19 @@
 Every section of the study report (:mod:`pipeline.report`) is built from these, so the page
 escapes every piece of study text the same way (:func:`_e`, quotes included, since option
 names come from user-editable YAML), puts every table in the same horizontal scroller
-(:func:`_table`) and spells every rate as run paths do (:func:`format_rate`). The names with
-a leading underscore are shared by the report's modules only.
+(:func:`_table`) and spells every grid rate as run paths do
+(:func:`pipeline.config.rates.rate_label`). The names with a leading underscore are shared by
+the report's modules only.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from typing import Any, Dict, Sequence
+from typing import Any, Sequence
 
-from pipeline.config.rates import lr_to_str
 from pipeline.analysis.diagnosis import FIT_COLORS, FIT_TEXT_COLORS
 from pipeline.values import is_finite
-
-#: Badge colours of the fit labels: the fitting map's (:data:`pipeline.analysis.diagnosis.FIT_COLORS`,
-#: shared there so that the report job needs no matplotlib).
-FIT_COLOURS: Dict[str, str] = FIT_COLORS
-
-#: Badge text colour on each label's colour, as in the fitting map
-#: (:data:`pipeline.analysis.diagnosis.FIT_TEXT_COLORS`: white on the dark ones, black on the light
-#: ones), in the short CSS spelling the page has always used.
-FIT_TEXT_COLOURS: Dict[str, str] = {
-    label: {"white": "#fff", "black": "#000"}[colour] for label, colour in FIT_TEXT_COLORS.items()
-}
 
 
 _CSS = """
@@ -68,28 +57,15 @@ code { font-size: 0.9em; }
 }
 """
 
-#: One background colour per fit label (the badge classes ``fit-<label>``).
+#: One background colour per fit label (the badge classes ``fit-<label>``), the fitting map's.
 _FIT_CSS = "".join(
-    f".fit-{label} {{ background: {colour}; color: {FIT_TEXT_COLOURS[label]}; }}\n" for label, colour in FIT_COLOURS.items()
+    f".fit-{label} {{ background: {colour}; color: {FIT_TEXT_COLORS[label]}; }}\n" for label, colour in FIT_COLORS.items()
 )
 
 
 def _e(value: object) -> str:
     """HTML-escape any value's text, quotes included (it may land in an attribute)."""
     return html.escape(str(value), quote=True)
-
-
-def format_rate(lr: float) -> str:
-    """A learning rate in the shortest scientific notation that reads back exactly (``3e-4``).
-
-    It is the spelling of run paths (:func:`pipeline.config.rates.lr_to_str`), so a rate in the
-    report can be searched for under ``results/``.
-    """
-    try:
-        return lr_to_str(lr)
-    except (TypeError, ValueError):
-        # Not a valid grid rate (NaN, <= 0): show it as it is rather than fail the report.
-        return str(lr)
 
 
 def _mean_std(mean: Any, std: Any, fmt: str) -> str:
@@ -120,5 +96,5 @@ def fit_badge(label: Any) -> str:
     if label is None or (isinstance(label, float) and math.isnan(label)) or str(label).strip() == "":
         return '<span class="fit fit-none">n/a</span>'
     text = str(label).strip()
-    css = f"fit-{text}" if text in FIT_COLOURS else "fit-none"
+    css = f"fit-{text}" if text in FIT_COLORS else "fit-none"
     return f'<span class="fit {css}">{_e(text)}</span>'

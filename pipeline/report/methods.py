@@ -13,11 +13,11 @@ from typing import Any, List, Mapping
 
 import pandas as pd
 
-from pipeline.analysis.finder_vs_grid import short_rate
-from pipeline.analysis.methods import METHOD_COLUMNS
+from pipeline.config.rates import rate_label, short_rate
 from pipeline.report.figures import HPO_FIGURES, _section_figure
-from pipeline.report.html import _e, _table, format_rate
-from pipeline.values import check_columns, is_finite, truthy
+from pipeline.report.html import _e, _table
+from pipeline.tables import METHODS
+from pipeline.values import is_finite
 
 
 def _is_grid_rate(method: str) -> bool:
@@ -42,11 +42,11 @@ def methods_sentence(methods: pd.DataFrame) -> str:
     range-test suggestion's cost is that of the grid runs that confirm it (the range test
     itself is not in the table), and the sentence says so when one wins.
     """
-    grid = methods[methods["method"].astype(str) == "grid"]
+    grid = methods[methods["method"] == "grid"]
     grid_best = float(grid["best_val_loss"].iloc[0]) if len(grid) else math.nan
     target = "the grid's best validation loss" + (f" ({grid_best:.4f})" if is_finite(grid_best) else "")
     pairs = zip(methods["reached"], methods["epochs_to_within_1pct"])
-    reached = methods[[truthy(value) and is_finite(epochs) for value, epochs in pairs]]
+    reached = methods[[bool(value) and is_finite(epochs) for value, epochs in pairs]]
     if reached.empty:
         return f"No method came within 1% of {target}."
     epochs = reached["epochs_to_within_1pct"].astype(float)
@@ -72,7 +72,7 @@ def methods_sentence(methods: pd.DataFrame) -> str:
     )
     if any(name.startswith("finder_") for name in names):
         text += ", counting the grid runs that confirm the suggestion but not the range test itself"
-    if "grid" not in names and len(grid) and truthy(grid["reached"].iloc[0]):
+    if "grid" not in names and len(grid) and grid["reached"].iloc[0]:
         row = grid.iloc[0]
         grid_cost = _cost_text(row["epochs_to_within_1pct"], row["seconds_to_within_1pct"], "{epochs} ({seconds})")
         text += f"; the grid took {grid_cost}"
@@ -88,11 +88,11 @@ def _methods_table(methods: pd.DataFrame) -> str:
             rate = "n/a"
         else:
             # Grid rates read back exactly (and match run paths); a search's rate is any float.
-            rate = format_rate(row["lr"]) if _is_grid_rate(method) else short_rate(row["lr"])
-        cell = "n/a" if pd.isna(row["optimizer"]) else f"{row['optimizer']} × {row['schedule']}"
+            rate = rate_label(row["lr"]) if _is_grid_rate(method) else short_rate(row["lr"])
+        cell = f"{row['optimizer']} × {row['schedule']}" if row["optimizer"] else "n/a"
         reach = (
             _cost_text(row["epochs_to_within_1pct"], row["seconds_to_within_1pct"])
-            if truthy(row["reached"]) and is_finite(row["epochs_to_within_1pct"])
+            if row["reached"] and is_finite(row["epochs_to_within_1pct"])
             else "never"
         )
         rows.append(
@@ -122,7 +122,7 @@ def _methods_table(methods: pd.DataFrame) -> str:
 
 def _methods_html(methods: pd.DataFrame, figures: Mapping[str, Path]) -> str:
     """The hyperparameter search section: its figures, the method comparison, one sentence."""
-    check_columns(methods, METHOD_COLUMNS, "methods table")
+    METHODS.check(methods, what="methods table")
     parts = [
         '<section id="hyperparameter-search"><h2>Hyperparameter search</h2>',
         "<p>Every way this study found a rate, on the same footing: the grid (every rate × seed), each "

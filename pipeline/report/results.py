@@ -8,32 +8,24 @@ diverged runs per schedule: everything the page says from ``best.csv`` and ``run
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Sequence
+from typing import Dict, List, Sequence
 
 import pandas as pd
 
 from pipeline.analysis.advice import StudyWarning, diverged_by_schedule
-from pipeline.report.html import _e, _mean_std, _table, fit_badge, format_rate
-from pipeline.values import is_finite, truthy
+from pipeline.config.rates import rate_label
+from pipeline.report.html import _e, _mean_std, _table, fit_badge
+from pipeline.values import is_finite
 
-#: Columns of ``best.csv`` the report reads.
-BEST_COLUMNS: tuple[str, ...] = (
-    "optimizer",
-    "schedule",
-    "lr",
-    "best_val_loss_mean",
-    "best_val_loss_std",
-    "best_val_accuracy_mean",
-    "best_val_accuracy_std",
-    "seeds",
-    "diverged_fraction",
-    "at_edge",
-    "edge",
-)
+#: Columns of ``best.csv`` the report reads (``fit`` too, where present).
+BEST_READ: List[str] = [
+    "optimizer", "schedule", "lr", "best_val_loss_mean", "best_val_loss_std", "best_val_accuracy_mean",
+    "best_val_accuracy_std", "seeds", "diverged_fraction", "at_edge", "edge",
+]  # fmt: skip
 
 #: Columns of ``runs.csv`` the report reads (``best_epoch`` too, where ``best.csv`` lacks
 #: ``best_epoch_mean``).
-RUNS_COLUMNS: tuple[str, ...] = ("optimizer", "schedule", "lr", "seed", "status", "best_val_loss")
+RUNS_READ: List[str] = ["optimizer", "schedule", "lr", "seed", "status", "best_val_loss"]
 
 
 #: Headings of the warning kinds of :mod:`pipeline.analysis.advice`.
@@ -46,15 +38,15 @@ WARNING_LABELS: Dict[str, str] = {
 }
 
 
-def edge_warning(at_edge: Any, edge: Any) -> str:
+def edge_warning(at_edge: bool, edge: str) -> str:
     """The warning for a best rate on the grid's edge, or "" when it is inside the grid.
 
     A best rate on the edge means the true optimum may lie outside the grid, so the advice
-    names the direction in which to widen it.
+    names the direction in which to widen it (``edge``: ``low``, ``high``).
     """
-    if not truthy(at_edge):
+    if not at_edge:
         return ""
-    side = str(edge).strip().lower() if isinstance(edge, str) else ""
+    side = edge
     if side == "low":
         return "at the low edge of the grid: widen it downwards"
     if side == "high":
@@ -68,7 +60,7 @@ def schedule_comparison(best: pd.DataFrame, optimizer: str) -> str:
     The margin is given absolute and relative to the runner-up's loss ("x% lower"). Schedules
     without a finite mean (every seed diverged) cannot win and are left out of the ranking.
     """
-    rows = best[best["optimizer"].astype(str) == optimizer]
+    rows = best[best["optimizer"] == optimizer]
     ranked = rows[[is_finite(value) for value in rows["best_val_loss_mean"]]]
     ranked = ranked.sort_values(["best_val_loss_mean", "schedule"], kind="stable")
     if ranked.empty:
@@ -76,7 +68,7 @@ def schedule_comparison(best: pd.DataFrame, optimizer: str) -> str:
     winner = ranked.iloc[0]
     win_loss = float(winner["best_val_loss_mean"])
     win_text = (
-        f"{winner['schedule']} (at lr {format_rate(winner['lr'])}) got the lowest best val_loss, {win_loss:.4g}"
+        f"{winner['schedule']} (at lr {rate_label(winner['lr'])}) got the lowest best val_loss, {win_loss:.4g}"
     )
     if len(ranked) == 1:
         if len(rows) == 1:
@@ -107,7 +99,7 @@ def _recommended_table(best: pd.DataFrame) -> str:
             [
                 (_e(row["optimizer"]), ""),
                 (_e(row["schedule"]), ""),
-                (_e(format_rate(row["lr"])), "num"),
+                (_e(rate_label(row["lr"])), "num"),
                 (fit_badge(row.get("fit")), ""),
                 (_e(_mean_std(row["best_val_loss_mean"], row["best_val_loss_std"], ".4f")), "num"),
                 (_e(_mean_std(row["best_val_accuracy_mean"], row["best_val_accuracy_std"], ".4f")), "num"),
@@ -134,7 +126,7 @@ def _warnings_html(warnings: Sequence[StudyWarning]) -> str:
 def _diverged_table(runs: pd.DataFrame) -> str:
     rows: List[List[tuple[str, str]]] = []
     for _, row in diverged_by_schedule(runs).iterrows():
-        lowest = format_rate(row["lowest_diverging_lr"]) if is_finite(row["lowest_diverging_lr"]) else "none"
+        lowest = rate_label(row["lowest_diverging_lr"]) if is_finite(row["lowest_diverging_lr"]) else "none"
         rows.append(
             [
                 (_e(row["optimizer"]), ""),
