@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config.schema import StudyConfigError
-from pipeline.training.schedules import Constant, WarmupConstant, build_schedule, schedule_curve
+from pipeline.training.schedules import Constant, build_schedule, schedule_curve
 
 pytestmark = pytest.mark.tf
 
@@ -128,7 +128,7 @@ def test_curve_over_all_steps_matches_formula(option: Dict[str, Any], spe: int, 
         ({"type": "exponential"}, keras.optimizers.schedules.ExponentialDecay),
         ({"type": "cosine"}, keras.optimizers.schedules.CosineDecay),
         ({"type": "warmup_cosine"}, keras.optimizers.schedules.CosineDecay),
-        ({"type": "warmup_constant"}, WarmupConstant),
+        ({"type": "warmup_constant"}, keras.optimizers.schedules.CosineDecay),
     ],
 )
 def test_keras_class_per_type(option: Dict[str, Any], kind: type) -> None:
@@ -186,6 +186,9 @@ def test_warmup_constant_equals_its_float32_formula_bit_for_bit(peak: float, war
     expected = warmup_constant_float32(peak, warmup, steps)
     np.testing.assert_array_equal([rate_at(schedule, step) for step in steps], expected)
     np.testing.assert_array_equal(schedule_curve(schedule, steps), expected)
+    # Traced, as inside a train step: Keras' branch (ops.cond) keeps the same bits too.
+    traced = tf.function(lambda step: schedule(step), autograph=False)
+    np.testing.assert_array_equal([float(traced(tf.constant(step, tf.int64))) for step in steps], expected)
 
 
 def test_warmup_is_at_least_one_step() -> None:
@@ -250,13 +253,7 @@ def _assert_names(error: pytest.ExceptionInfo[ValueError], argument: str, value:
         (lambda v: Constant(v), "learning_rate", "0.1"),
         (lambda v: Constant(v), "learning_rate", True),
         (lambda v: Constant(0.1, name=v), "name", ""),
-        (lambda v: WarmupConstant(v, 5), "learning_rate", 0.0),
-        (lambda v: WarmupConstant(v, 5), "learning_rate", None),
-        (lambda v: WarmupConstant(0.1, v), "warmup_steps", 0),
-        (lambda v: WarmupConstant(0.1, v), "warmup_steps", -3),
-        (lambda v: WarmupConstant(0.1, v), "warmup_steps", 2.5),
-        (lambda v: WarmupConstant(0.1, v), "warmup_steps", True),
-        (lambda v: WarmupConstant(0.1, 5, name=v), "name", None),
+        (lambda v: Constant(0.1, name=v), "name", None),
     ],
 )
 def test_custom_class_rejects_bad_argument(make: Callable[[Any], Any], argument: str, value: Any) -> None:
@@ -265,9 +262,9 @@ def test_custom_class_rejects_bad_argument(make: Callable[[Any], Any], argument:
     _assert_names(error, argument, value)
 
 
-def test_warmup_steps_message() -> None:
-    with pytest.raises(ValueError, match=re.escape("warmup_steps must be an integer >= 1, got 0")):
-        WarmupConstant(0.1, 0)
+def test_learning_rate_message() -> None:
+    with pytest.raises(ValueError, match=re.escape("learning_rate must be a finite number > 0, got 0")):
+        Constant(0)
 
 
 @pytest.mark.parametrize(
@@ -323,7 +320,7 @@ def test_name_defaults_to_type_in_messages() -> None:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schedule", [Constant(0.25, name="flat"), WarmupConstant(0.25, 4)], ids=["Constant", "WarmupConstant"])
+@pytest.mark.parametrize("schedule", [Constant(0.25, name="flat"), Constant(0.25)], ids=["named", "default name"])
 def test_config_round_trip(schedule: keras.optimizers.schedules.LearningRateSchedule) -> None:
     config = schedule.get_config()
     clone = type(schedule).from_config(config)
@@ -336,7 +333,7 @@ def test_config_round_trip(schedule: keras.optimizers.schedules.LearningRateSche
     np.testing.assert_array_equal(schedule_curve(clone, 8), schedule_curve(schedule, 8))
 
 
-@pytest.mark.parametrize("schedule", [Constant(0.25), WarmupConstant(0.25, 4)], ids=["Constant", "WarmupConstant"])
+@pytest.mark.parametrize("schedule", [Constant(0.25)], ids=["Constant"])
 def test_custom_schedule_in_graph_mode(schedule: keras.optimizers.schedules.LearningRateSchedule) -> None:
     traced = tf.function(lambda step: schedule(step), autograph=False)
     got = [float(traced(tf.constant(step, tf.int64))) for step in range(7)]

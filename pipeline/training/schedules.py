@@ -26,7 +26,8 @@ Schedule types (``peak`` is the grid rate, ``S`` = steps per epoch, ``T`` = tota
     ``peak * ((1 - alpha) * 0.5 * (1 + cos(pi * (s - W) / (T - W))) + alpha)`` (Keras
     ``CosineDecay`` with ``warmup_target``).
 ``warmup_constant``
-    the same warm-up, then ``peak`` (:class:`WarmupConstant`; Keras has no such class).
+    the same warm-up, then ``peak``: Keras ``CosineDecay`` with the same warm-up and
+    ``alpha=1``, whose decay factor ``(1 - alpha) * cos(...) + alpha`` is exactly 1.
 
 Keras is imported at module level: only training code imports this module (the study
 configuration in :mod:`pipeline.config` stays TensorFlow-free).
@@ -45,7 +46,7 @@ from keras import ops
 
 from pipeline.config.compose import check_schedule
 
-__all__ = ["Constant", "WarmupConstant", "build_schedule", "schedule_curve"]
+__all__ = ["Constant", "build_schedule", "schedule_curve"]
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -110,48 +111,6 @@ class Constant(LearningRateSchedule):
 
     def get_config(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "name": self.name}
-
-
-@keras.saving.register_keras_serializable(package="pipeline")
-class WarmupConstant(LearningRateSchedule):
-    """Linear warm-up from 0 to ``learning_rate`` over ``warmup_steps`` steps, then constant.
-
-    The warm-up is Keras' ``CosineDecay`` warm-up with ``initial_learning_rate=0``, computed
-    the same way (``learning_rate * (step / warmup_steps)``), so the ``warmup_constant`` and
-    ``warmup_cosine`` schedules agree bit for bit during warm-up::
-
-        rate(step) = learning_rate * step / warmup_steps   if step < warmup_steps
-                     learning_rate                          otherwise
-
-    Step 0 therefore has rate 0 (the first update does not move the weights with SGD) and
-    step ``warmup_steps`` is the first at the full rate.
-
-    Args:
-        learning_rate: The rate after warm-up, a finite number > 0.
-        warmup_steps: Length of the warm-up in optimizer steps, an integer >= 1.
-        name: Name scope of the ops.
-
-    Raises:
-        ValueError: naming the argument and the value received, if one is invalid.
-    """
-
-    def __init__(self, learning_rate: float, warmup_steps: int, name: str = "WarmupConstant") -> None:
-        super().__init__()
-        self.learning_rate = _check_rate("learning_rate", learning_rate)
-        self.warmup_steps = _check_count("warmup_steps", warmup_steps)
-        self.name = _check_name(name)
-
-    def __call__(self, step: Any) -> Any:
-        with keras.name_scope(self.name):
-            rate = ops.convert_to_tensor(self.learning_rate)
-            dtype = rate.dtype
-            step = ops.cast(step, dtype)
-            warmup_steps = ops.cast(self.warmup_steps, dtype)
-            warming = rate * (step / warmup_steps)
-            return ops.where(step < warmup_steps, warming, ops.full_like(step, rate))
-
-    def get_config(self) -> dict[str, Any]:
-        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps, "name": self.name}
 
 
 # --------------------------------------------------------------------------------------
@@ -222,15 +181,15 @@ def build_schedule(
             f"steps of {total_steps} in all (steps_per_epoch={steps_per_epoch} x epochs={epochs}); "
             "the warm-up must end before the last step"
         )
-    if kind == "warmup_constant":
-        return WarmupConstant(peak, warmup_steps)
     # Keras' warm-up: initial + (target - initial) * step / warmup_steps for
     # step < warmup_steps, i.e. peak * step / warmup_steps here; then cosine decay of
     # step - warmup_steps over decay_steps (the step is clamped at decay_steps + warmup_steps).
+    # warmup_constant is the same with alpha=1: the decay factor (1 - 1) * cos(...) + 1 is
+    # exactly 1, so both warm-ups are one computation and agree bit for bit.
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
         decay_steps=total_steps - warmup_steps,
-        alpha=float(options["alpha"]),
+        alpha=1.0 if kind == "warmup_constant" else float(options["alpha"]),
         warmup_target=peak,
         warmup_steps=warmup_steps,
     )
@@ -254,11 +213,7 @@ def _as_steps(steps: int | Sequence[int]) -> np.ndarray:
 
 #: Schedules built only from correctly rounded operations (compare, multiply, divide, add),
 #: whose vector kernels therefore give the same bits as per-step calls.
-_EXACT_WHEN_VECTORISED: tuple[type, ...] = (
-    Constant,
-    WarmupConstant,
-    keras.optimizers.schedules.PiecewiseConstantDecay,
-)
+_EXACT_WHEN_VECTORISED: tuple[type, ...] = (Constant, keras.optimizers.schedules.PiecewiseConstantDecay)
 
 
 def schedule_curve(schedule: LearningRateSchedule, steps: int | Sequence[int]) -> np.ndarray:
@@ -266,7 +221,7 @@ def schedule_curve(schedule: LearningRateSchedule, steps: int | Sequence[int]) -
 
     The values equal per-step calls ``float(schedule(step))`` bit for bit, which is also
     what ``float(optimizer.learning_rate)`` reports. Schedules made of correctly rounded
-    operations only (:class:`Constant`, :class:`WarmupConstant`, ``PiecewiseConstantDecay``)
+    operations only (:class:`Constant`, ``PiecewiseConstantDecay``)
     are evaluated on the whole vector of steps at once. The others are called step by step
     (about 0.3-0.5 ms a step on a CPU): ``pow`` and ``cos`` have vector kernels that differ
     from the scalar ones in the last float32 bit, and ``CosineDecay`` with warm-up branches
