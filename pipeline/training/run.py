@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from pipeline.io import write_atomic, write_json_atomic, write_yaml_atomic
-from pipeline.tables import HISTORY_COLUMNS
+from pipeline.tables import HISTORY, RunStatus
 
 
 
@@ -116,7 +116,7 @@ def summarise(rows: List[Dict[str, float]], diverged_epoch: Optional[int]) -> Di
     accuracies = [row["val_accuracy"] for row in rows if math.isfinite(row["val_accuracy"])]
     last = rows[-1] if rows else {}
     return {
-        "status": "diverged" if diverged_epoch is not None else "ok",
+        "status": RunStatus.DIVERGED if diverged_epoch is not None else RunStatus.OK,
         "diverged_epoch": diverged_epoch,
         "epochs_run": len(rows),
         "best_epoch": best["epoch"] if best else None,
@@ -131,16 +131,11 @@ def summarise(rows: List[Dict[str, float]], diverged_epoch: Optional[int]) -> Di
 
 
 def write_history(rows: List[Dict[str, float]], path: Path) -> None:
-    import csv
+    """Write a run's history rows (:data:`pipeline.tables.HISTORY`) atomically."""
+    import pandas as pd
 
-    def write(temporary: Path) -> None:
-        with temporary.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({key: repr(row[key]) if isinstance(row[key], float) else row[key] for key in HISTORY_COLUMNS})
-
-    write_atomic(path, write)
+    frame = pd.DataFrame(rows, columns=HISTORY.columns)
+    write_atomic(path, lambda temporary: HISTORY.write(frame, temporary))
 
 
 def train_run(
