@@ -1,9 +1,8 @@
 """Tests of pipeline.analysis.advice on synthetic run folders: each warning fires when it should and
 stays silent when it should not, boundaries included.
 
-Run folders are written in the format of :func:`pipeline.training.run.train_run` (``history.csv``
-with ``HISTORY_COLUMNS``, ``summary.json`` from :func:`pipeline.training.run.summarise` plus the
-run's identity) at the paths of :func:`pipeline.config.rates.run_dir`, then read back with
+Run folders are written by :func:`factories.write_run` in the format of
+:func:`pipeline.training.run.train_run`, then read back with
 :func:`pipeline.analysis.aggregate.read_runs` and :func:`pipeline.analysis.aggregate.best_rates`, as the
 workflow does. Losses are dyadic fractions where a boundary is tested, so that means and
 standard deviations are exact.
@@ -12,11 +11,11 @@ standard deviations are exact.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import factories
 import pandas as pd
 import pytest
 
@@ -24,8 +23,7 @@ from pipeline.analysis.advice import KINDS, StudyWarning, diverged_by_schedule, 
 from pipeline.analysis.aggregate import rate_table
 from pipeline.analysis.aggregate import best_rates, read_runs
 from pipeline.config.schema import DiagnosisConfig, GridConfig
-from pipeline.config.rates import grid_rates, run_dir
-from pipeline.training.run import summarise, write_history
+from pipeline.config.rates import grid_rates
 
 NAN = math.nan
 L1, L2, L3 = 1e-3, 1e-2, 1e-1
@@ -73,15 +71,10 @@ def write_runs(study_dir: Path, spec: Spec, epochs: int) -> List[Path]:
     for (optimizer, schedule), by_rate in spec.items():
         for lr, seeds in by_rate.items():
             for seed, run in enumerate(seeds):
-                directory = run_dir(study_dir, optimizer, schedule, seed, lr)
-                directory.mkdir(parents=True)
                 rows, diverged_epoch = history(run, epochs)
-                write_history(rows, directory / "history.csv")
-                summary = summarise(rows, diverged_epoch)
-                summary.update(
-                    {"optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed, "steps": 10 * len(rows), "seconds": 1.0}
+                directory = factories.write_run(
+                    study_dir, optimizer, schedule, seed, lr, rows, diverged_epoch, steps=10 * len(rows), seconds=1.0
                 )
-                (directory / "summary.json").write_text(json.dumps(summary))
                 directories.append(directory)
     return directories
 

@@ -1,0 +1,117 @@
+"""Synthetic study files for the tests: run folders and the tables built from cells of runs.
+
+Run folders are written in the format of :func:`pipeline.training.run.train_run` (``history.csv``
+with the columns ``HISTORY_COLUMNS``, ``summary.json`` with the keys of
+:func:`pipeline.training.run.summarise` plus the run's identity) at the paths of
+:func:`pipeline.config.rates.run_dir`. The summary is computed here, independently of the
+pipeline, so that a test of the pipeline's reading never checks the pipeline against itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+
+import pandas as pd
+
+from pipeline.config.rates import run_dir
+from pipeline.tables import HISTORY_COLUMNS
+
+#: The repository's root (the Snakefile, conf/ and pipeline/ are here).
+REPO = Path(__file__).resolve().parent.parent
+
+#: One seed's values in a cell of a synthetic study; each test module chooses their shape.
+SeedValues = TypeVar("SeedValues")
+
+#: ``{(optimizer, schedule, lr): [values of seed 0, values of seed 1, ...]}``
+Cells = Mapping[Tuple[str, str, float], Sequence[SeedValues]]
+
+
+# --------------------------------------------------------------------------------------
+# Run folders
+# --------------------------------------------------------------------------------------
+
+
+def run_summary(rows: Sequence[Mapping[str, Any]], diverged_epoch: Optional[int]) -> Dict[str, Any]:
+    """The summary ``train_run`` writes of these history rows (best = lowest finite val_loss)."""
+    finite = [row for row in rows if math.isfinite(row["val_loss"])]
+    best = min(finite, key=lambda row: row["val_loss"]) if finite else None
+    accuracies = [row["val_accuracy"] for row in rows if math.isfinite(row["val_accuracy"])]
+    return {
+        "status": "diverged" if diverged_epoch is not None else "ok",
+        "diverged_epoch": diverged_epoch,
+        "epochs_run": len(rows),
+        "best_epoch": best["epoch"] if best else None,
+        "best_val_loss": best["val_loss"] if best else math.nan,
+        "val_accuracy_at_best": best["val_accuracy"] if best else math.nan,
+        "best_val_accuracy": max(accuracies) if accuracies else math.nan,
+        "final_loss": rows[-1]["loss"],
+        "final_accuracy": rows[-1]["accuracy"],
+        "final_val_loss": rows[-1]["val_loss"],
+        "final_val_accuracy": rows[-1]["val_accuracy"],
+    }
+
+
+def write_run(
+    study_dir: Path,
+    optimizer: str,
+    schedule: str,
+    seed: int,
+    lr: float,
+    rows: Sequence[Mapping[str, Any]],
+    diverged_epoch: Optional[int] = None,
+    **extra: Any,
+) -> Path:
+    """One run folder as ``train_run`` leaves it; returns the folder.
+
+    Args:
+        study_dir: The study's results folder.
+        optimizer: The run's optimizer option.
+        schedule: The run's schedule option.
+        seed: The run's seed.
+        lr: The run's rate.
+        rows: The history, one mapping per epoch with the keys of ``HISTORY_COLUMNS``.
+        diverged_epoch: The epoch the run diverged in, or None.
+        **extra: More summary keys (steps, seconds, initial_loss, ...), added after the
+            computed ones.
+    """
+    directory = run_dir(study_dir, optimizer, schedule, seed, lr)
+    directory.mkdir(parents=True)
+    with (directory / "history.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            # repr: the shortest text that reads back as the same float.
+            writer.writerow({key: repr(value) if isinstance(value, float) else value for key, value in row.items()})
+    summary = {**run_summary(rows, diverged_epoch), "optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed, **extra}
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    return directory
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------
+
+
+def cells_table(
+    cells: Cells,
+    row: Callable[[str, str, float, int, Any], Dict[str, Any]],
+    reverse: bool = False,
+) -> pd.DataFrame:
+    """A runs-like table with one row per seed of each cell.
+
+    Args:
+        cells: The study, ``{(optimizer, schedule, lr): [values per seed]}``.
+        row: The row of one run from ``(optimizer, schedule, lr, seed, values)``.
+        reverse: Rows in the reverse order of ``cells`` and of its seeds (tables whose reader
+            must sort them itself).
+    """
+    rows: List[Dict[str, Any]] = []
+    for (optimizer, schedule, lr), seeds in reversed(list(cells.items())) if reverse else cells.items():
+        numbered = list(enumerate(seeds))
+        for seed, values in reversed(numbered) if reverse else numbered:
+            rows.append(row(optimizer, schedule, lr, seed, values))
+    return pd.DataFrame(rows)
