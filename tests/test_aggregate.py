@@ -27,7 +27,7 @@ NAN = math.nan
 L1, L2, L3 = 1e-3, 1e-2, 1e-1
 RUN_COLUMNS = RUN_SUMMARY_COLUMNS
 BEST_COLUMNS = BEST.columns
-CURVE_COLUMNS = ["optimizer", "schedule", "lr", "seed", "epoch", "current_lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
+CURVE_COLUMNS = CURVES.columns
 
 
 # --------------------------------------------------------------------------------------

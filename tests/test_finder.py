@@ -19,8 +19,8 @@ import pytest
 
 from pipeline.config.schema import FinderConfig
 from pipeline.config.rates import round_significant
+from pipeline.tables import FINDER
 from pipeline.finder.suggest import (
-    CURVE_COLUMNS,
     SUGGESTIONS,
     batch_indices,
     centred_grid,
@@ -380,7 +380,7 @@ def test_cli_end_to_end_on_digits(arrays, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["finder.csv", "suggestions.json"]
 
     table = pd.read_csv(tmp_path / "out" / "finder.csv")
-    assert list(table.columns) == CURVE_COLUMNS
+    assert list(table.columns) == FINDER.columns
     assert set(table["optimizer"]) == {"adam"} and sorted(set(table["seed"])) == [0, 1]
     document = json.loads((tmp_path / "out" / "suggestions.json").read_text())
     assert document["optimizer"] == "adam" and document["settings"] == settings

@@ -9,11 +9,11 @@ import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pipeline.search import worker as hpo
@@ -22,6 +22,7 @@ from pipeline.search import storage as hpo_storage
 from pipeline.search import summary as hpo_summary
 from pipeline.search import trial as hpo_trial
 from pipeline.config.compose import compose_study
+from pipeline.tables import TRIALS, TrialState
 from pipeline.training.data import save_npz
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,6 +146,9 @@ def test_worst_value_and_outcomes():
 class FakeCallback:
     pruned_epoch = None
 
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+
 
 @pytest.fixture
 def fake_training(monkeypatch):
@@ -168,7 +172,8 @@ def fake_training(monkeypatch):
 
     monkeypatch.setattr(pipeline.training.run, "train_run", fake_train_run)
     monkeypatch.setattr(pipeline.training.device, "configure_tensorflow", lambda threads=None, deterministic=True, gpus=0: "fake")
-    monkeypatch.setattr(hpo_trial, "make_pruning_callback", lambda trial: FakeCallback())
+    # The pruning callback's module imports Keras: a stand-in keeps this process TensorFlow-free.
+    monkeypatch.setitem(sys.modules, "pipeline.training.callbacks", types.SimpleNamespace(PruningCallback=FakeCallback))
     return calls
 
 
@@ -250,9 +255,10 @@ def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert summary.returncode == 0, summary.stderr[-2000:]
-    frame = pd.read_csv(out)
-    assert list(frame.columns[:18]) == hpo_summary.TRIAL_COLUMNS[:18]
-    assert list(frame["trial"]) == list(range(6)) and set(frame["state"]) == {"complete"}
+    frame = TRIALS.read(out)
+    assert list(frame.columns) == TRIALS.columns
+    assert list(frame["trial"]) == list(range(6)) and set(frame["state"]) == {TrialState.COMPLETE}
+    assert frame["worker"].dtype == "Int64" and frame["status"].isin(["ok", "diverged"]).all()
     assert list(frame["value"]) == pytest.approx([t.value for t in trials])
     assert set(frame["optimizer"]) == {"adam"} and frame["lr"].between(1e-5, 1.0).all()
     assert len(set(frame["lr"])) == 6  # the workers' samplers don't share a random stream

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from pipeline.config.schema import FinderConfig
-from pipeline.finder.suggest import CURVE_COLUMNS, SUGGESTIONS, batch_indices, ramp_rate, suggest, summarise_suggestions
+from pipeline.finder.suggest import SUGGESTIONS, batch_indices, ramp_rate, suggest, summarise_suggestions
 from pipeline.io import write_atomic, write_json_atomic
+from pipeline.tables import FINDER
 from pipeline.training.device import add_device_arguments
 
 if TYPE_CHECKING:  # pandas is imported where used, to keep this module cheap to import
@@ -60,7 +61,7 @@ def range_test(
 
     from pipeline.training.data import num_classes
     from pipeline.training.models import build_model
-    from pipeline.training.run import build_optimizer
+    from pipeline.training.optimizers import build_optimizer
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(int(seed))
@@ -114,7 +115,7 @@ def range_test(
 
 
 def run_finder(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Tuple["pd.DataFrame", Dict[str, Any]]:
-    """The range test for every seed of a spec: the curves (:data:`CURVE_COLUMNS`, all seeds)
+    """The range test for every seed of a spec: the curves (:data:`pipeline.tables.FINDER`, all seeds)
     and the suggestions document. TensorFlow must be configured already."""
     import pandas as pd
 
@@ -126,8 +127,8 @@ def run_finder(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Tup
         entry = suggest(curve["lr"].to_numpy(), curve["smooth_loss"].to_numpy(), settings)
         entry.update({"steps_run": len(curve), "stopped": curve.attrs.get("stopped")})
         per_seed[int(seed)] = entry
-        curves.append(curve.assign(optimizer=spec["optimizer"], seed=int(seed))[CURVE_COLUMNS])
-    table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
+        curves.append(curve.assign(optimizer=spec["optimizer"], seed=int(seed))[FINDER.columns])
+    table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=FINDER.columns)
     document = {
         "optimizer": spec["optimizer"],
         "settings": dataclasses.asdict(settings),
@@ -156,7 +157,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from pipeline.training.data import load_npz
 
     table, document = run_finder(spec, load_npz(args.data))
-    write_atomic(args.curve, lambda temporary: table.to_csv(temporary, index=False, na_rep="nan"))
+    write_atomic(args.curve, lambda temporary: FINDER.write(table, temporary))
     write_json_atomic(args.suggestions, document)
     for seed, entry in document["per_seed"].items():
         rates = ", ".join(f"{name} {entry[name]:.3g}" if entry[name] is not None else f"{name} -" for name in SUGGESTIONS)

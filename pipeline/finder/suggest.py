@@ -26,7 +26,6 @@ import numpy as np
 from pipeline.config.rates import round_significant
 from pipeline.config.schema import SUGGESTIONS, FinderConfig
 
-CURVE_COLUMNS = ["optimizer", "seed", "step", "lr", "loss", "smooth_loss"]
 #: Fewest finite points any rule works from: below this a "curve" is a couple of numbers.
 MIN_POINTS = 3
 

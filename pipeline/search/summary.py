@@ -11,15 +11,10 @@ from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
 from pipeline.search.spec import trial_dir
 from pipeline.search.storage import journal_storage
+from pipeline.tables import NULLABLE_INT, TRIALS, TrialState
 
-if TYPE_CHECKING:  # annotations only: pandas is imported where it is used
+if TYPE_CHECKING:  # annotations only
     import pandas as pd
-
-TRIAL_COLUMNS = [
-    "search", "sampler", "pruner", "trial", "state", "lr", "optimizer", "schedule", "warmup_fraction", "value",
-    "best_val_loss", "best_val_accuracy", "epochs_run", "seconds", "status", "run_dir", "datetime_start",
-    "datetime_complete", "worker", "fail_reason",
-]  # fmt: skip
 
 
 def _iso(value: Optional[datetime]) -> Optional[str]:
@@ -27,7 +22,7 @@ def _iso(value: Optional[datetime]) -> Optional[str]:
 
 
 def summarise_search(spec: Mapping[str, Any]) -> "pd.DataFrame":
-    """One row per trial of the search (columns :data:`TRIAL_COLUMNS`), by trial number.
+    """One row per trial of the search (:data:`pipeline.tables.TRIALS`), by trial number.
 
     States come from the journal; metrics (best_val_loss, status, ...) from each trial's
     summary.json, NaN where a trial has none (failed or still running).
@@ -37,11 +32,11 @@ def summarise_search(spec: Mapping[str, Any]) -> "pd.DataFrame":
 
     journal = Path(spec["journal"])
     if not journal.is_file():
-        return pd.DataFrame(columns=TRIAL_COLUMNS)
+        return pd.DataFrame(columns=TRIALS.columns)
     storage = journal_storage(journal)
     names = [summary.study_name for summary in storage.get_all_studies()]
     if spec["search"] not in names:
-        return pd.DataFrame(columns=TRIAL_COLUMNS)
+        return pd.DataFrame(columns=TRIALS.columns)
     study = optuna.load_study(study_name=spec["search"], storage=storage)
     single_optimizer = next(iter(spec["optimizers"])) if len(spec["optimizers"]) == 1 else None
     single_schedule = next(iter(spec["schedules"])) if len(spec["schedules"]) == 1 else None
@@ -61,7 +56,7 @@ def summarise_search(spec: Mapping[str, Any]) -> "pd.DataFrame":
                 "sampler": spec["sampler"],
                 "pruner": spec["pruner"],
                 "trial": trial.number,
-                "state": trial.state.name.lower(),
+                "state": TrialState(trial.state.name.lower()),
                 "lr": trial.params.get("lr", math.nan),
                 "optimizer": trial.params.get("optimizer", single_optimizer),
                 "schedule": schedule,
@@ -79,7 +74,7 @@ def summarise_search(spec: Mapping[str, Any]) -> "pd.DataFrame":
                 "fail_reason": trial.user_attrs.get("fail_reason"),
             }
         )
-    frame = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
-    frame["epochs_run"] = frame["epochs_run"].astype("Int64")  # NaN-able integers, not floats
-    frame["worker"] = frame["worker"].astype("Int64")
-    return frame
+    frame = pd.DataFrame(rows, columns=TRIALS.columns)
+    # Integers a trial may lack (a failed or running trial has no epochs, a trial no worker):
+    # Int64, written without a decimal point.
+    return frame.astype({column: dtype for column, dtype in TRIALS.dtypes.items() if dtype == NULLABLE_INT})
