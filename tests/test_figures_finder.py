@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import List
 
@@ -262,18 +260,3 @@ def test_cli_writes_png_and_table(tmp_path: Path) -> None:
     # inf survives the CSV round trip (a blow-up stays a blow-up).
     assert INF in written["loss"].tolist()
     assert sorted(path.name for path in out.parent.iterdir()) == ["finder_curves.csv", "finder_curves.png"]
-
-
-def test_python_dash_m_runs_without_keras(tmp_path: Path) -> None:
-    curves, suggestions = write_inputs(tmp_path)
-    out = tmp_path / "finder_curves.png"
-    code = (
-        "import runpy, sys;"
-        "sys.argv = ['pipeline.figures', *sys.argv[1:]];"
-        "runpy.run_module('pipeline.figures', run_name='__main__');"
-        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'imported keras'"
-    )
-    argv = ["finder_curves", "--finder", *curves, "--suggestions", *suggestions, "--out", str(out)]
-    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert out.exists() and out.with_suffix(".csv").exists()

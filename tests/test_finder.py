@@ -232,11 +232,6 @@ def test_read_suggestion(tmp_path):
         read_suggestion(tmp_path / "s.json", "best")
 
 
-def test_importing_the_module_does_not_import_tensorflow():
-    code = "import sys, pipeline.finder; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
 
 # --------------------------------------------------------------------------------------
 # The range test with Keras, on digits

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -225,18 +223,3 @@ def test_cli_writes_the_table(tmp_path: Path) -> None:
     expected = finder_vs_grid(make_suggestions(), make_runs(), make_best())
     pd.testing.assert_frame_equal(written, expected, check_dtype=False)
     assert sorted(path.name for path in out.parent.iterdir()) == ["finder_vs_grid.csv"]  # atomic: no leftovers
-
-
-def test_python_dash_m_runs_without_keras(tmp_path: Path) -> None:
-    paths = write_inputs(tmp_path)
-    out = tmp_path / "finder_vs_grid.csv"
-    code = (
-        "import runpy, sys;"
-        "sys.argv = ['pipeline.analysis.finder_vs_grid', *sys.argv[1:]];"
-        "runpy.run_module('pipeline.analysis.finder_vs_grid', run_name='__main__');"
-        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'imported keras'"
-    )
-    argv = ["--suggestions", *map(str, paths), "--runs", str(tmp_path / "runs.csv"), "--best", str(tmp_path / "best.csv"), "--out", str(out)]
-    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert len(pd.read_csv(out)) == 9

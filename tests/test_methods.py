@@ -20,8 +20,6 @@ Hand computation (the grid's best is 0.5, so "within 1%" is ≤ 0.505):
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -154,18 +152,3 @@ def test_cli_writes_the_table(tmp_path: Path) -> None:
 def test_cli_requires_trials(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["--runs", "runs.csv", "--best", "best.csv", "--out", str(tmp_path / "methods.csv")])
-
-
-def test_python_dash_m_without_tensorflow_or_optuna(tmp_path: Path) -> None:
-    paths = write_inputs(tmp_path)
-    out = tmp_path / "methods.csv"
-    code = (
-        "import runpy, sys;"
-        "runpy.run_module('pipeline.analysis.methods', run_name='__main__');"
-        "heavy = {'tensorflow', 'keras', 'optuna'} & set(sys.modules);"
-        "assert not heavy, heavy"
-    )
-    args = ["--runs", str(paths["runs"]), "--best", str(paths["best"]), "--trials", str(paths["random"]), "--out", str(out)]
-    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "within 1% of the grid's best: grid" in result.stdout and out.exists()
