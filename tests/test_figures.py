@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from matplotlib.lines import Line2D
 
-from pipeline.figures import SENSITIVITY_COLUMNS, draw_sensitivity, main, sensitivity_table
+from pipeline.figures.cli import main
+from pipeline.figures.sensitivity import SENSITIVITY_COLUMNS, draw_lr_sensitivity, lr_sensitivity_table
 
 NAN = math.nan
 L1, L2, L3 = 1e-3, 1e-2, 1e-1
@@ -79,7 +80,7 @@ EXPECTED = [
 
 
 def test_sensitivity_table_exact_values() -> None:
-    table = sensitivity_table(make_runs())
+    table = lr_sensitivity_table(make_runs())
     assert list(table.columns) == list(SENSITIVITY_COLUMNS)
     assert list(table.index) == list(range(len(EXPECTED)))
     assert len(table) == len(EXPECTED)
@@ -102,7 +103,7 @@ def test_sensitivity_table_accuracy_columns() -> None:
     adam_cosine = (runs["optimizer"] == "adam") & (runs["schedule"] == "cosine")
     runs.loc[adam_constant & (runs["lr"] == L1) & (runs["seed"] == 1), "best_val_accuracy"] = 0.75
     runs.loc[adam_cosine & (runs["status"] == "diverged"), "best_val_accuracy"] = 1.0
-    table = sensitivity_table(runs)
+    table = lr_sensitivity_table(runs)
     assert table["val_accuracy_mean"].iloc[0] == 0.625
     assert table["val_accuracy_std"].iloc[0] == pytest.approx(math.sqrt(0.03125), rel=1e-15, abs=0)
     assert (table["val_accuracy_mean"].iloc[4], table["val_accuracy_std"].iloc[4]) == (0.5, 0.0)
@@ -111,7 +112,7 @@ def test_sensitivity_table_accuracy_columns() -> None:
 
 
 def test_sensitivity_table_count_dtypes_are_integers() -> None:
-    table = sensitivity_table(make_runs())
+    table = lr_sensitivity_table(make_runs())
     assert pd.api.types.is_integer_dtype(table["runs"])
     assert pd.api.types.is_integer_dtype(table["diverged"])
     assert table["runs"].sum() == 24
@@ -119,7 +120,7 @@ def test_sensitivity_table_count_dtypes_are_integers() -> None:
 
 
 def test_sensitivity_table_keeps_all_diverged_cells() -> None:
-    table = sensitivity_table(make_runs())
+    table = lr_sensitivity_table(make_runs())
     all_diverged = table[table["diverged"] == table["runs"]]
     assert list(zip(all_diverged["optimizer"], all_diverged["schedule"], all_diverged["lr"])) == [
         ("adam", "constant", L3),
@@ -130,7 +131,7 @@ def test_sensitivity_table_keeps_all_diverged_cells() -> None:
 def test_sensitivity_table_single_seed_and_non_finite_ok_run() -> None:
     # An ok run with an infinite loss does not count; one remaining seed has std 0, not NaN.
     runs = make_runs({("adam", "constant", L1): [("ok", 0.5), ("ok", math.inf)], ("adam", "constant", L2): [("ok", 0.25)]})
-    table = sensitivity_table(runs)
+    table = lr_sensitivity_table(runs)
     assert table["val_loss_mean"].tolist() == [0.5, 0.25]
     assert table["val_loss_std"].tolist() == [0.0, 0.0]
     assert table["runs"].tolist() == [2, 1]
@@ -139,7 +140,7 @@ def test_sensitivity_table_single_seed_and_non_finite_ok_run() -> None:
 
 def test_sensitivity_table_names_missing_columns() -> None:
     with pytest.raises(ValueError, match="status"):
-        sensitivity_table(make_runs().drop(columns=["status"]))
+        lr_sensitivity_table(make_runs().drop(columns=["status"]))
 
 
 def _diverged_lines(ax: Any) -> List[Line2D]:
@@ -147,7 +148,7 @@ def _diverged_lines(ax: Any) -> List[Line2D]:
 
 
 def test_draw_sensitivity_structure() -> None:
-    figure = draw_sensitivity(sensitivity_table(make_runs()))
+    figure = draw_lr_sensitivity(lr_sensitivity_table(make_runs()))
     all_axes = figure.get_axes()
     # Two rows of a panel per optimizer: best val_loss on top, best val_accuracy below.
     assert len(all_axes) == 4
@@ -181,7 +182,7 @@ def test_draw_sensitivity_panel_with_only_diverged_runs() -> None:
         ("lion", "constant", L1): [("diverged", NAN), ("diverged", 3.0)],
         ("lion", "constant", L2): [("diverged", NAN)],
     }
-    figure = draw_sensitivity(sensitivity_table(make_runs(cells)))
+    figure = draw_lr_sensitivity(lr_sensitivity_table(make_runs(cells)))
     axes = figure.get_axes()
     assert len(axes) == 4  # loss row, then accuracy row
     assert [ax.get_title() for ax in axes[:2]] == ["adam", "lion"]
@@ -200,7 +201,7 @@ def test_cli_writes_png_and_table(tmp_path: Path) -> None:
     main(["lr_sensitivity", "--runs", str(runs_path), "--out", str(out)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     written = pd.read_csv(tmp_path / "figures" / "lr_sensitivity.csv")
-    pd.testing.assert_frame_equal(written, sensitivity_table(make_runs()), check_dtype=False)
+    pd.testing.assert_frame_equal(written, lr_sensitivity_table(make_runs()), check_dtype=False)
     # The atomic write leaves nothing but its two outputs behind.
     assert sorted(path.name for path in out.parent.iterdir()) == ["lr_sensitivity.csv", "lr_sensitivity.png"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import yaml
 from figures_synthetic import CONFIG, make_best, make_curves, make_finder, make_runs, make_suggestions
 from hpo_synthetic import make_trials
 
-from pipeline.figures import FIGURES, main
+from pipeline.figures.cli import build_parser, main
+from pipeline.figures.registry import FIGURES
 
 #: The input flags of each figure, exactly.
 INPUTS: Dict[str, List[str]] = {
@@ -22,7 +24,7 @@ INPUTS: Dict[str, List[str]] = {
     "fitting_map": ["runs"],
     "learning_curves": ["curves", "best"],
     "generalisation_gap": ["runs"],
-    "schedule_shapes": ["config", "best", "runs", "curves"],
+    "schedule_shapes": ["runs", "curves", "best", "config"],
     "schedule_comparison": ["best"],
     "cost_to_target": ["runs"],
     "finder_curves": ["finder", "suggestions"],
@@ -76,6 +78,15 @@ def test_every_figure_has_a_subcommand() -> None:
     assert {name: list(spec.inputs) for name, spec in FIGURES.items()} == INPUTS
 
 
+def test_the_subcommands_are_exactly_the_registry_with_its_inputs() -> None:
+    parser = build_parser()
+    (subcommands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    assert list(subcommands.choices) == list(FIGURES)
+    for name, sub in subcommands.choices.items():
+        options = [action.dest for action in sub._actions if action.dest not in ("help", "out")]
+        assert options == list(FIGURES[name].inputs), name
+
+
 # schedule_shapes evaluates the Keras schedules.
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.tf) if name == "schedule_shapes" else name for name in INPUTS])
 def test_cli_writes_png_and_table(study: Path, tmp_path: Path, name: str) -> None:
@@ -88,7 +99,7 @@ def test_cli_writes_png_and_table(study: Path, tmp_path: Path, name: str) -> Non
     spec = FIGURES[name]
     loaded = {kind: load(kind, [study / file for file in FILES[kind]]) for kind in spec.inputs}
     written = pd.read_csv(out.with_suffix(".csv"))
-    expected = spec.table(**loaded)
+    expected = spec.table_function()(**loaded)
     pd.testing.assert_frame_equal(written, expected.reset_index(drop=True), check_dtype=False)
     # The atomic writes leave nothing but the two outputs behind.
     assert sorted(path.name for path in out.parent.iterdir()) == [f"{name}.csv", f"{name}.png"]
@@ -112,7 +123,8 @@ def test_python_dash_m_runs_without_keras(study: Path, tmp_path: Path) -> None:
         "import runpy, sys;"
         "sys.argv = ['pipeline.figures', 'fitting_map', '--runs', sys.argv[1], '--out', sys.argv[2]];"
         "runpy.run_module('pipeline.figures', run_name='__main__');"
-        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'imported keras'"
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'imported keras';"
+        "assert 'pipeline.figures.shapes' not in sys.modules, 'imported another figure'"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(study / "runs.csv"), str(out)], capture_output=True, text=True

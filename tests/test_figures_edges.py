@@ -6,29 +6,22 @@ Also the pieces shared by all figures (:mod:`pipeline.figures.common`).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable, Dict
 
 import numpy as np
 import pandas as pd
 import pytest
 from figures_synthetic import L2, NAN, make_best, make_curves, make_runs
+from PIL import Image
 
-from pipeline.figures import (
-    cost_to_target_table,
-    draw_cost_to_target,
-    draw_fitting_map,
-    draw_generalisation_gap,
-    draw_learning_curves,
-    draw_schedule_comparison,
-    draw_sensitivity,
-    fitting_map_table,
-    generalisation_gap_table,
-    learning_curves_table,
-    schedule_colors,
-    schedule_comparison_table,
-    sensitivity_table,
-)
-from pipeline.figures.common import KNOWN_SCHEDULES, seed_std
+from pipeline.figures.cli import load_input, render
+from pipeline.figures.common import KNOWN_SCHEDULES, schedule_colors, seed_std
+from pipeline.figures.cost import cost_to_target_table
+from pipeline.figures.curves import draw_learning_curves, learning_curves_table
+from pipeline.figures.fitting import fitting_map_table
+from pipeline.figures.registry import FIGURES
+from pipeline.figures.sensitivity import draw_lr_sensitivity, lr_sensitivity_table
 
 
 def _single_seed_single_rate() -> Dict[str, pd.DataFrame]:
@@ -70,27 +63,42 @@ STUDIES: Dict[str, Callable[[], Dict[str, pd.DataFrame]]] = {
 }
 
 
+#: The figures drawn from the study's CSV tables alone (no config, range test or search).
+CSV_FIGURES = [name for name, spec in FIGURES.items() if set(spec.inputs) <= {"runs", "curves", "best"}]
+
+
+def test_csv_figures_are_the_six_grid_figures() -> None:
+    assert CSV_FIGURES == [
+        "lr_sensitivity", "fitting_map", "learning_curves", "generalisation_gap", "schedule_comparison", "cost_to_target",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CSV_FIGURES)
 @pytest.mark.parametrize("study", list(STUDIES))
-def test_every_csv_figure_draws(study: str) -> None:
-    inputs = STUDIES[study]()
-    runs, curves, best = inputs["runs"], inputs["curves"], inputs["best"]
-    figures = [
-        draw_sensitivity(sensitivity_table(runs)),
-        draw_fitting_map(fitting_map_table(runs)),
-        draw_learning_curves(learning_curves_table(curves, best)),
-        draw_generalisation_gap(generalisation_gap_table(runs)),
-        draw_schedule_comparison(schedule_comparison_table(best)),
-        draw_cost_to_target(cost_to_target_table(runs)),
-    ]
-    for figure in figures:
-        figure.canvas.draw()  # renders: no exception from NaN-only or single-point data
+def test_every_csv_figure_draws(study: str, name: str, tmp_path: Path) -> None:
+    # Rendered as the figure job renders it: from the study's files to the PNG and its table.
+    spec = FIGURES[name]
+    paths = {}
+    for kind, frame in STUDIES[study]().items():
+        paths[kind] = tmp_path / f"{kind}.csv"
+        frame.to_csv(paths[kind], index=False)
+    out = tmp_path / "figures" / f"{name}.png"
+    returned = render(name, out, {kind: paths[kind] for kind in spec.inputs})
+    expected = spec.table_function()(**{kind: load_input(kind, paths[kind]) for kind in spec.inputs})
+    pd.testing.assert_frame_equal(returned, expected)
+    pd.testing.assert_frame_equal(pd.read_csv(out.with_suffix(".csv")), expected, check_dtype=False)
+    # The PNG is the drawing of that table, whole: its pixel size is the figure's at 150 dpi.
+    figure = spec.draw_function()(expected)
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        assert image.size == tuple(round(inches * 150) for inches in figure.get_size_inches())
 
 
 def test_all_diverged_study_marks_every_cell() -> None:
     runs = _all_diverged()["runs"]
-    table = sensitivity_table(runs)
+    table = lr_sensitivity_table(runs)
     assert (table["diverged"] == table["runs"]).all() and len(table) == 12
-    figure = draw_sensitivity(table)
+    figure = draw_lr_sensitivity(table)
     marked = [line for ax in figure.get_axes()[:2] for line in ax.get_lines() if line.get_gid() == "diverged"]
     assert sum(len(line.get_xdata()) for line in marked) == 12
     assert (fitting_map_table(runs)["fit"] == "diverged").all()

@@ -19,8 +19,14 @@ from figures_synthetic import FINDER_LRS, make_finder, make_suggestions
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from pipeline.figures import FINDER_CURVES_COLUMNS, draw_finder_curves, finder_curves_table, finder_y_range, main
-from pipeline.figures.finder import KIND_STYLES
+from pipeline.figures.cli import main
+from pipeline.figures.finder import (
+    FINDER_CURVES_COLUMNS,
+    KIND_STYLES,
+    draw_finder_curves,
+    finder_curves_table,
+    finder_y_range,
+)
 
 INF = math.inf
 

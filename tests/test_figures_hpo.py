@@ -19,16 +19,16 @@ from hpo_synthetic import L1, L2, L3, all_trials, make_grid_runs, make_trials
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from pipeline.figures import (
+from pipeline.figures.cli import main
+from pipeline.figures.common import MARK_STEP, MARK_TOP
+from pipeline.figures.hpo import (
     HPO_HISTORY_COLUMNS,
     HPO_TRIALS_COLUMNS,
     draw_hpo_history,
     draw_hpo_trials,
     hpo_history_table,
     hpo_trials_table,
-    main,
 )
-from pipeline.figures.common import MARK_STEP, MARK_TOP
 
 NAN = math.nan
 

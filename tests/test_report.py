@@ -20,7 +20,8 @@ from pipeline.analysis.advice import study_warnings
 from pipeline.analysis.finder_vs_grid import FINDER_VS_GRID_COLUMNS
 from pipeline.analysis.methods import method_comparison
 from pipeline.report.build import build_report, main
-from pipeline.report.figures import FIGURE_CAPTIONS
+from pipeline.figures.registry import FIGURES
+from pipeline.report.figures import caption_html
 from pipeline.report.finder import finder_sentence, relative_text
 from pipeline.report.html import FIT_COLOURS, FIT_TEXT_COLOURS, fit_badge, format_rate
 from pipeline.report.methods import methods_sentence
@@ -332,35 +333,29 @@ def test_diverged_table(figure_path: Path) -> None:
     ]
 
 
-def test_figures_in_caption_order_with_reading_aids(tmp_path: Path) -> None:
-    names = ["cost_to_target", "mystery", *reversed(list(FIGURE_CAPTIONS))]
+def test_figures_in_registry_order_with_their_captions(tmp_path: Path) -> None:
+    names = ["cost_to_target", "mystery", *reversed(list(FIGURES))]
     figures: Dict[str, Path] = {}
     for name in dict.fromkeys(names):
         figures[name] = tmp_path / f"{name}.png"
         figures[name].write_bytes(PNG)
     page = build_report(make_runs(), make_best(), make_study(), figures)
     headings = re.findall(r'<section id="figure-([^"]+)"><h2>([^<]*)</h2>', page)
-    assert headings == [(name, FIGURE_CAPTIONS[name][0]) for name in FIGURE_CAPTIONS] + [("mystery", "mystery")]
-    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
-    assert len(captions) == len(FIGURE_CAPTIONS)  # the unknown figure has none
-    assert page.count("<img ") == len(FIGURE_CAPTIONS) + 1
+    assert headings == [(name, FIGURES[name].title) for name in FIGURES] + [("mystery", "mystery")]
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page, flags=re.DOTALL)
+    assert captions == [caption_html(name) for name in FIGURES]  # the unknown figure has none
+    assert page.count("<img ") == len(FIGURES) + 1
 
 
-def test_every_announced_figure_has_a_caption() -> None:
-    assert list(FIGURE_CAPTIONS) == [
-        "lr_sensitivity",
-        "fitting_map",
-        "learning_curves",
-        "generalisation_gap",
-        "schedule_shapes",
-        "schedule_comparison",
-        "cost_to_target",
-        "finder_curves",
-        "hpo_history",
-        "hpo_trials",
-    ]
-    for title, aid in FIGURE_CAPTIONS.values():
-        assert title and aid and "\n" not in aid
+def test_captions_are_the_registry_rst_rendered() -> None:
+    # The same text as Snakemake's report: inline markup rendered, nothing escaped twice.
+    fitting = caption_html("fitting_map")
+    assert fitting.startswith("<p>Fitting diagnosis of every grid cell:") and fitting.endswith("</p>")
+    assert "<strong>D</strong> diverged" in fitting
+    assert '<span class="docutils literal">fitting_map.csv</span>' in fitting
+    assert "``" not in fitting and "**" not in fitting
+    for name in FIGURES:
+        assert caption_html(name).startswith("<p>"), name
 
 
 def test_provenance(figure_path: Path) -> None:
@@ -436,11 +431,11 @@ def test_finder_section_only_with_the_table(tmp_path: Path, figure_path: Path) -
              '<figure id="figure-finder_curves">', '<table id="finder-vs-grid">', "<h2>Diverged runs per schedule</h2>"]  # fmt: skip
     positions = [page.index(marker) for marker in order]
     assert positions == sorted(positions)
-    # The figure moves into the section (once), with its reading aid.
+    # The figure moves into the section (once), with its caption.
     assert page.count("<img ") == 2 and 'id="figure-finder_curves"><h2>' not in page
     section = finder_section(page)
     assert base64.b64encode(PNG + b"finder").decode("ascii") in section
-    assert f"<figcaption>{html.escape(FIGURE_CAPTIONS['finder_curves'][1])}</figcaption>" in section
+    assert f"<figcaption>{caption_html('finder_curves')}</figcaption>" in section
     assert "How far to trust the finder on your problem" in section
 
 
@@ -569,7 +564,7 @@ def test_hpo_section_only_with_methods(hpo_figures: Dict[str, Path], figure_path
     assert plain == build_report(make_runs(), make_best(), make_study(), hpo_figures, methods=None)
     # Without the table the search figures are ordinary figures, with their headings.
     for name in ("hpo_history", "hpo_trials"):
-        assert f'<section id="figure-{name}"><h2>{FIGURE_CAPTIONS[name][0]}</h2>' in plain
+        assert f'<section id="figure-{name}"><h2>{FIGURES[name].title}</h2>' in plain
 
     page = build_report(make_runs(), make_best(), make_study(), hpo_figures, finder=make_finder_table(), methods=make_methods())
     order = ["<h2>Learning-rate sensitivity</h2>", '<section id="lr-range-test">',
@@ -577,12 +572,12 @@ def test_hpo_section_only_with_methods(hpo_figures: Dict[str, Path], figure_path
              '<figure id="figure-hpo_trials">', '<table id="method-comparison">', "<h2>Diverged runs per schedule</h2>"]  # fmt: skip
     positions = [page.index(marker) for marker in order]
     assert positions == sorted(positions)
-    # The two figures move into the section, once each, with their reading aids.
+    # The two figures move into the section, once each, with their captions.
     assert page.count("<img ") == 3 and 'id="figure-hpo_history"><h2>' not in page
     section = hpo_section(page)
     for name in ("hpo_history", "hpo_trials"):
         assert base64.b64encode(PNG + name.encode()).decode("ascii") in section
-        assert f"<figcaption>{html.escape(FIGURE_CAPTIONS[name][1])}</figcaption>" in section
+        assert f"<figcaption>{caption_html(name)}</figcaption>" in section
     # The rest of the page is the page without the section.
     without = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=make_finder_table())
     start = page.index('<section id="hyperparameter-search">')

@@ -31,7 +31,7 @@ SENSITIVITY_COLUMNS: tuple[str, ...] = (
 )
 
 
-def sensitivity_table(runs: pd.DataFrame) -> pd.DataFrame:
+def lr_sensitivity_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The numbers behind the LR-sensitivity figure: one row per optimizer × schedule × lr.
 
     ``val_loss_*`` and ``val_accuracy_*`` summarise ``best_val_loss`` and
@@ -77,8 +77,8 @@ def sensitivity_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.loc[:, list(SENSITIVITY_COLUMNS)]
 
 
-def draw_sensitivity(table: pd.DataFrame) -> Figure:
-    """Draw a :func:`sensitivity_table`: a panel per optimizer, a line per schedule, two rows.
+def draw_lr_sensitivity(table: pd.DataFrame) -> Figure:
+    """Draw a :func:`lr_sensitivity_table`: a panel per optimizer, a line per schedule, two rows.
 
     The top row plots the mean best validation loss against the learning rate (log axis),
     the bottom row the mean best validation accuracy, each with a ±1 std band; panels of a
@@ -87,7 +87,7 @@ def draw_sensitivity(table: pd.DataFrame) -> Figure:
     whose runs all diverged still shows its markers.
 
     Args:
-        table: A table as returned by :func:`sensitivity_table`.
+        table: A table as returned by :func:`lr_sensitivity_table`.
 
     Returns:
         The figure; it is not attached to pyplot, so the caller owns (and may drop) it.
@@ -102,7 +102,3 @@ def draw_sensitivity(table: pd.DataFrame) -> Figure:
     figure.suptitle("Learning-rate sensitivity: best validation loss and accuracy by rate")
     return figure
 
-
-#: The figure's name in the uniform ``<name>_table`` / ``draw_<name>`` spelling.
-lr_sensitivity_table = sensitivity_table
-draw_lr_sensitivity = draw_sensitivity

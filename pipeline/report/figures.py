@@ -1,88 +1,41 @@
-"""The report's figures: their titles and reading aids, their order, and their embedding.
+"""The report's figures: their titles, captions and order (from the figure registry), and their embedding.
 
 Each figure is embedded in the page as a base64 data URI, so the report needs no file beside
-it. The LR range test and the hyperparameter search sections show their own figures
-(:data:`FINDER_FIGURE`, :data:`HPO_FIGURES`) inside them with :func:`_section_figure`; the
-others are shown in :data:`FIGURE_CAPTIONS` order with :func:`_figure_html`.
+it. Titles, captions and the reading order are those of :data:`pipeline.figures.registry.FIGURES`;
+each caption is the registry's reStructuredText, rendered by docutils as Snakemake's report
+renders the same file. The LR range test and the hyperparameter search sections show their own
+figures (:data:`FINDER_FIGURE`, :data:`HPO_FIGURES`) inside them with :func:`_section_figure`;
+the others are shown in registry order with :func:`_figure_html`, and figures of other names
+after them, titled by their name.
+
+Reading the registry imports neither matplotlib nor any figure module.
 """
 
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Mapping
 
+from docutils.core import publish_parts
+from docutils.writers.html5_polyglot import Writer as Html5Writer
+
+from pipeline.figures.registry import FIGURES, FINDER_FIGURE, HPO_FIGURES
 from pipeline.report.html import _e
 
-#: Title and one-line reading aid of each known figure; figures are shown in this order, and
-#: figures of other names after them, titled by their name.
-FIGURE_CAPTIONS: Dict[str, tuple[str, str]] = {
-    "lr_sensitivity": (
-        "Learning-rate sensitivity",
-        "Each line is one schedule's mean best validation loss over seeds at each grid rate "
-        "(band: ± 1 std); lower is better, and a flat valley means a forgiving rate. An × at the "
-        "top of a panel marks diverged runs at that rate (a number counts them).",
-    ),
-    "fitting_map": (
-        "Fitting map",
-        "Each cell is one optimizer × schedule at one rate, coloured by its runs' diagnosis "
-        "(diverged dark red, unstable orange, underfit blue-grey, overfit purple, good green): "
-        "pick a rate from the green band, away from its edges.",
-    ),
-    "learning_curves": (
-        "Learning curves",
-        "Training and validation loss per epoch at each recommended rate: validation loss turning "
-        "up while training loss keeps falling is overfitting, and curves still falling at the last "
-        "epoch want more epochs.",
-    ),
-    "generalisation_gap": (
-        "Generalisation gap",
-        "Validation minus training loss at the end of training, per rate: near 0 the model "
-        "generalises, a large positive gap means it memorises the training set (overfit).",
-    ),
-    "schedule_shapes": (
-        "Schedule shapes",
-        "The learning rate each schedule applies over training, as a share of its peak (the grid "
-        "rate): what differs between the schedules before any result.",
-    ),
-    "schedule_comparison": (
-        "Schedule comparison",
-        "Each schedule's best validation loss at its recommended rate, per optimizer (± 1 std over "
-        "seeds): lower is better, and overlapping spreads mean the schedules are not distinguishable.",
-    ),
-    "cost_to_target": (
-        "Cost to target",
-        "What each optimizer × schedule spent to first reach the target validation accuracy (a "
-        "share of the study's best): lower is cheaper; a missing mark never reached it.",
-    ),
-    "finder_curves": (
-        "LR range test curves",
-        "Training loss per batch while the rate rises over one short run per seed (faint: raw, solid: "
-        "smoothed); the vertical lines are the test's suggestions, shaded over their range across seeds, "
-        "and an × at the top marks a loss that was no longer finite, where the test stopped.",
-    ),
-    "hpo_history": (
-        "Hyperparameter search history",
-        "Each line is one search's best validation loss so far (complete trials only) against the trial "
-        "number (left) and the training seconds spent (right); the dashed line is the grid's best, and a "
-        "line that reaches it early found the grid's answer for less compute.",
-    ),
-    "hpo_trials": (
-        "Hyperparameter search trials",
-        "Every trial of a search at its rate, over the grid's mean best validation loss per rate (in "
-        "colour the optimizer × schedule the trials trained, grey the other grid cells): filled dots "
-        "completed, open dots were pruned, an × at the top diverged and a triangle at the top failed.",
-    ),
-}
+__all__ = ["FINDER_FIGURE", "HPO_FIGURES", "caption_html"]
+
+#: docutils settings for a caption: no user configuration files, and a malformed caption
+#: (a docutils warning) raises instead of printing an error box into the page.
+_DOCUTILS_SETTINGS = {"_disable_config": True, "halt_level": 2, "report_level": 2}
 
 
-#: The figure shown inside the LR range test section (instead of among the figures) when the
-#: comparison table is given.
-FINDER_FIGURE = "finder_curves"
-
-#: The figures shown inside the hyperparameter search section (instead of among the figures)
-#: when the method comparison is given.
-HPO_FIGURES: tuple[str, ...] = ("hpo_history", "hpo_trials")
+@lru_cache(maxsize=None)
+def caption_html(name: str) -> str:
+    """The caption of registered figure ``name`` as an HTML fragment (one or more ``<p>``)."""
+    rst = FIGURES[name].caption
+    return publish_parts(rst, writer=Html5Writer(), settings_overrides=_DOCUTILS_SETTINGS)["body"].strip()
 
 
 _MIME_TYPES: Dict[str, str] = {
@@ -102,25 +55,26 @@ def _image_data_uri(path: Path) -> str:
 
 
 def _ordered_figures(figures: Mapping[str, Path]) -> List[tuple[str, Path]]:
-    """Known figures in :data:`FIGURE_CAPTIONS` order (the reading order), then the rest as given."""
-    known = [(name, figures[name]) for name in FIGURE_CAPTIONS if name in figures]
-    return known + [(name, path) for name, path in figures.items() if name not in FIGURE_CAPTIONS]
+    """Registered figures in registry order (the reading order), then the rest as given."""
+    known = [(name, figures[name]) for name in FIGURES if name in figures]
+    return known + [(name, path) for name, path in figures.items() if name not in FIGURES]
 
 
 def _figure_html(name: str, path: Path) -> str:
-    heading, caption = FIGURE_CAPTIONS.get(name, (name, ""))
+    """A figure in a section of its own; an unregistered one is titled by its name, uncaptioned."""
+    heading = FIGURES[name].title if name in FIGURES else name
     return (
         f'<section id="figure-{_e(name)}"><h2>{_e(heading)}</h2>'
         f'<figure><img src="{_image_data_uri(Path(path))}" alt="{_e(heading)}">'
-        + (f"<figcaption>{_e(caption)}</figcaption>" if caption else "")
+        + (f"<figcaption>{caption_html(name)}</figcaption>" if name in FIGURES else "")
         + "</figure></section>"
     )
 
 
 def _section_figure(name: str, path: Path) -> str:
-    """A known figure inside a section of its own (the range test, the searches), with its aid."""
-    heading, caption = FIGURE_CAPTIONS[name]
+    """A registered figure inside a section of its own (the range test, the searches), with its caption."""
+    heading = FIGURES[name].title
     return (
         f'<figure id="figure-{_e(name)}"><img src="{_image_data_uri(Path(path))}" alt="{_e(heading)}">'
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
+        f"<figcaption>{caption_html(name)}</figcaption></figure>"
     )
