@@ -35,7 +35,7 @@ def keras_shuffle_run(run_config: Mapping[str, Any], arrays: Mapping[str, Any]) 
     from pipeline.training.data import num_classes
     from pipeline.training.models import build_model
     from pipeline.training.schedules import build_schedule
-    from pipeline.training.run import build_optimizer
+    from pipeline.training.optimizers import build_optimizer
 
     training = run_config["training"]
     keras.backend.clear_session()

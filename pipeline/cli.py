@@ -44,11 +44,12 @@ def main() -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from pipeline.config.compose import validate
-    from pipeline.config.schema import StudyConfigError, conf_dir
+    from pipeline.config.compose import register_schema, validate
+    from pipeline.config.schema import StudyConfigError, conf_dir, study_dir
 
     hydra_arguments, snakemake_arguments = split_arguments(sys.argv[1:])
     sys.argv = [sys.argv[0], *hydra_arguments]
+    register_schema()
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def app(cfg: DictConfig) -> None:
@@ -59,7 +60,7 @@ def main() -> None:
             print(f"lrstudy: {error}", file=sys.stderr)
             raise SystemExit(2) from None
         command = snakemake_command(overrides, snakemake_arguments)
-        print(f"study {study.name!r}: results/{study.name}/\n$ {shlex.join(command)}", flush=True)
+        print(f"study {study.name!r}: {study_dir(study.name)}/\n$ {shlex.join(command)}", flush=True)
         raise SystemExit(subprocess.call(command))
 
     app()

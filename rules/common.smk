@@ -7,7 +7,7 @@ import json
 from pipeline.training.cohort import cohort_spec
 from pipeline.config.compose import compose_study
 from pipeline.config.rates import cohort_parts
-from pipeline.config.schema import StudyConfigError
+from pipeline.config.schema import StudyConfigError, study_dir
 from pipeline.finder.suggest import centred_grid, finder_job_spec, read_suggestion
 from pipeline.search.spec import hpo_job_spec, searches
 
@@ -20,7 +20,7 @@ if _unknown_keys:
     )
 
 STUDY = compose_study(config.get("overrides"))
-STUDY_DIR = f"results/{STUDY.name}"
+STUDY_DIR = study_dir(STUDY.name)
 DATA_FILE = f"{STUDY_DIR}/data/{STUDY.dataset['name']}.npz"
 # A user's .npz file is an input of the dataset rule: a changed file rebuilds the data, and
 # its content digest in every run's config retrains what it affects.

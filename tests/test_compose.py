@@ -33,7 +33,7 @@ def test_default_study_is_the_documented_one():
 @pytest.mark.parametrize("optimizer", options("optimizer"))
 def test_every_optimizer_option_composes_and_builds(optimizer):
     keras = pytest.importorskip("keras")
-    from pipeline.training.run import build_optimizer
+    from pipeline.training.optimizers import build_optimizer
 
     study = compose_study([f"optimizer={optimizer}"])
     assert list(study.optimizers) == [optimizer]

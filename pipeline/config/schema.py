@@ -29,7 +29,18 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
+from pipeline.config.constraints import Choices, Interval, Items, Matches, NonEmpty, Satisfies, Unique, constrained
+from pipeline.config.errors import StudyConfigError as StudyConfigError  # every stage imports it from here
+
+#: Field metadata of a free-form ``Dict[str, Any]`` group whose options are checked against a
+#: schema after composition (the optimizer options).
+OPTION_SCHEMA = "option_schema"
+
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
+
+#: Where every study's outputs land: ``results/<study>/``, relative to the directory the
+#: workflow runs in.
+RESULTS_DIR = "results"
 
 
 def conf_dir() -> Path:
@@ -38,17 +49,19 @@ def conf_dir() -> Path:
     return Path(os.environ.get("LRSTUDY_CONF_DIR") or CONF_DIR).resolve()
 
 
-class StudyConfigError(ValueError):
-    """A study configuration that cannot run; the message names the key and the valid choices."""
+def study_dir(name: str) -> str:
+    """The folder of one study's outputs, ``results/<name>``, as the rules spell it."""
+    return f"{RESULTS_DIR}/{name}"
 
 
 # --------------------------------------------------------------------------------------
-# Schemas
+# Tables of the plug-ins: optimizer and schedule types
 # --------------------------------------------------------------------------------------
 
 #: Keyword arguments each optimizer type accepts besides the learning rate, and the Keras
-#: class that implements it. ``weight_decay``, ``clipnorm`` and ``global_clipnorm`` are
-#: accepted by every Keras optimizer.
+#: class that implements it (``pipeline.training.optimizers`` builds it through
+#: ``keras.optimizers.get``; a test checks every knob against the class signature, since this
+#: stage never imports Keras). ``COMMON_OPTIMIZER_KNOBS`` are accepted by every type.
 OPTIMIZER_TYPES: Dict[str, tuple[str, tuple[str, ...]]] = {
     "sgd": ("SGD", ("momentum", "nesterov")),
     "adam": ("Adam", ("beta_1", "beta_2", "epsilon", "amsgrad")),
@@ -62,34 +75,64 @@ OPTIMIZER_TYPES: Dict[str, tuple[str, tuple[str, ...]]] = {
 }
 COMMON_OPTIMIZER_KNOBS = ("weight_decay", "clipnorm", "global_clipnorm")
 
-#: Knobs of each schedule type with their defaults (used when the option leaves them unset).
+#: Knobs of each schedule type with their defaults (the one place they are set: the options
+#: in ``conf/schedule/`` state only their type and what they change).
 SCHEDULE_TYPES: Dict[str, Dict[str, Any]] = {
     "constant": {},
     "step": {"every_epochs": None, "factor": 0.5},
     "exponential": {"decay_rate": 0.9},
-    "cosine": {"alpha": 0.0},
+    "cosine": {"alpha": 0.01},
     "warmup_constant": {"warmup_fraction": 0.1},
-    "warmup_cosine": {"warmup_fraction": 0.1, "alpha": 0.0},
+    "warmup_cosine": {"warmup_fraction": 0.1, "alpha": 0.01},
 }
+
+#: The range test's suggestion rules, by name (:mod:`pipeline.finder.suggest` implements them).
+SUGGESTIONS: tuple[str, ...] = ("steepest", "valley", "minimum")
+GRID_MODES: tuple[str, ...] = ("fixed", "finder")
+SAMPLERS: tuple[str, ...] = ("random", "tpe")
+PRUNERS: tuple[str, ...] = ("none", "median", "successive_halving", "hyperband")
+
+# --------------------------------------------------------------------------------------
+# Constraints shared by several fields
+# --------------------------------------------------------------------------------------
+
+#: A name that becomes a folder name (studies, datasets, models, optimizer and schedule options).
+NAME = Matches(
+    pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    wants="is not a valid name: use letters, digits, '_', '-' and '.', starting with a letter or digit "
+    "(it becomes a folder name)",
+    excluded=(".", ".."),
+    example="../escape",
+)
+POSITIVE = Interval(0, closed="neither", noun="a number")
+RATE = Interval(0, closed="neither", noun="a rate")
+COUNT = Interval(1, integer=True)
+UNIT_OPEN = Interval(0, 1, closed="neither")
+KNOB = Interval(0, noun="a finite number")
+DECAY = Interval(0, 1, closed="left")
+
+# --------------------------------------------------------------------------------------
+# Schemas
+# --------------------------------------------------------------------------------------
 
 
 @dataclass
 class OptimizerConfig:
     """One optimizer option. Unset knobs (None) keep Keras' defaults."""
 
-    type: str = MISSING
-    momentum: Optional[float] = None
+    type: str = constrained(MISSING, Choices(tuple(OPTIMIZER_TYPES), "known optimizer type"))
+    momentum: Optional[float] = constrained(None, DECAY)
     nesterov: Optional[bool] = None
-    beta_1: Optional[float] = None
-    beta_2: Optional[float] = None
-    epsilon: Optional[float] = None
+    beta_1: Optional[float] = constrained(None, DECAY)
+    beta_2: Optional[float] = constrained(None, DECAY)
+    epsilon: Optional[float] = constrained(None, KNOB)
     amsgrad: Optional[bool] = None
-    rho: Optional[float] = None
+    rho: Optional[float] = constrained(None, DECAY)
     centered: Optional[bool] = None
-    initial_accumulator_value: Optional[float] = None
-    weight_decay: Optional[float] = None
-    clipnorm: Optional[float] = None
-    global_clipnorm: Optional[float] = None
+    initial_accumulator_value: Optional[float] = constrained(None, KNOB)
+    weight_decay: Optional[float] = constrained(None, KNOB)
+    clipnorm: Optional[float] = constrained(None, KNOB)
+    global_clipnorm: Optional[float] = constrained(None, KNOB)
 
 
 @dataclass
@@ -105,12 +148,16 @@ class ScheduleConfig:
     constant; ``warmup_cosine``: the same warm-up, then cosine annealing to ``alpha`` × peak.
     """
 
-    type: str = MISSING
-    every_epochs: Optional[int] = None
-    factor: Optional[float] = None
-    decay_rate: Optional[float] = None
-    alpha: Optional[float] = None
-    warmup_fraction: Optional[float] = None
+    type: str = constrained(MISSING, Choices(tuple(SCHEDULE_TYPES), "known schedule type"))
+    every_epochs: Optional[int] = constrained(None, COUNT)
+    factor: Optional[float] = constrained(None, UNIT_OPEN)
+    decay_rate: Optional[float] = constrained(None, Interval(0, 1, closed="right"))
+    alpha: Optional[float] = constrained(None, Interval(0, 1, closed="both"))
+    warmup_fraction: Optional[float] = constrained(None, UNIT_OPEN)
+
+
+def _fixed_bounds(grid: "GridConfig") -> bool:
+    return grid.mode == "fixed" and grid.values is None
 
 
 @dataclass
@@ -123,32 +170,43 @@ class GridConfig:
     side; ``min``/``max``/``values`` are then unused.
     """
 
-    min: float = 1e-4
-    max: float = 1.0
-    points: int = 9
-    values: Optional[List[float]] = None
-    mode: str = "fixed"
-    finder_suggestion: str = "valley"
-    finder_decades: float = 1.0
+    min: float = constrained(1e-4, RATE, applies=_fixed_bounds)
+    max: float = constrained(1.0, RATE, applies=_fixed_bounds)
+    points: int = constrained(9, COUNT, applies=lambda grid: grid.mode == "finder" or grid.values is None)
+    values: Optional[List[float]] = constrained(
+        None,
+        NonEmpty(hint="give rates or set it to null to use min/max/points"),
+        Items(rule=RATE),
+        applies=lambda grid: grid.mode == "fixed",
+    )
+    mode: str = constrained("fixed", Choices(GRID_MODES, "grid mode"))
+    finder_suggestion: str = constrained("valley", Choices(SUGGESTIONS, "suggestion"))
+    finder_decades: float = constrained(1.0, Interval(0, closed="neither"))
 
 
 @dataclass
 class StudyConfig:
     """Study-wide settings: the grid, seeds, training length and the job split."""
 
-    name: str = "default"
-    seeds: List[int] = field(default_factory=lambda: [0, 1])
-    epochs: int = 30
-    batch_size: int = 128
+    name: str = constrained("default", NAME)
+    seeds: List[int] = constrained(
+        dataclasses.MISSING,
+        NonEmpty(hint="give at least one seed, e.g. study.seeds=[0]"),
+        Unique(),
+        Items(rule=Interval(0)),
+        default_factory=lambda: [0, 1],
+    )
+    epochs: int = constrained(30, COUNT)
+    batch_size: int = constrained(128, COUNT)
     #: Runs per training job; 0 means the whole cohort (all rates) in one job.
-    cohort_size: int = 0
+    cohort_size: int = constrained(0, Interval(0, integer=True, note="(0 = whole cohort per job)"))
     #: A run diverges when an epoch's loss is non-finite or exceeds this multiple of the loss
     #: the first epoch started from (the untrained model's loss).
-    divergence_factor: float = 4.0
+    divergence_factor: float = constrained(4.0, Interval(1, closed="neither", finite=False))
     grid: GridConfig = field(default_factory=GridConfig)
     #: Batches per compiled call (Keras ``steps_per_execution``); larger is faster on small
     #: models, results are identical.
-    steps_per_execution: int = 32
+    steps_per_execution: int = constrained(32, COUNT)
     #: TensorFlow op determinism (bit-identical reruns on one machine).
     deterministic: bool = True
     #: XLA compilation of the train step (often faster on GPU, slower to start).
@@ -159,14 +217,24 @@ class StudyConfig:
     #: which Snakemake's SLURM executor turns into ``--gpus``); 0 = none asked for (TensorFlow
     #: still uses a GPU it can see). A job trains its runs one after another on one device,
     #: so 0 or 1.
-    gpus: int = 0
+    gpus: int = constrained(
+        0,
+        Choices(
+            (0, 1),
+            wants="0 (CPU jobs) or 1 (one GPU per job: a job trains its runs one after another on one device; "
+            "more GPUs run more jobs at once)",
+        ),
+    )
     #: GPU model to ask the cluster for (SLURM's ``--gpus=<model>:<n>``), e.g. ``a100``;
     #: needs ``gpus=1``. ``null`` takes any.
-    gpu_model: Optional[str] = None
-
-
-#: The range test's suggestion rules, by name (:mod:`pipeline.finder.suggest` implements them).
-SUGGESTIONS: tuple[str, ...] = ("steepest", "valley", "minimum")
+    gpu_model: Optional[str] = constrained(
+        None,
+        Matches(
+            pattern=r"[A-Za-z0-9_.]+",
+            wants="must be a SLURM GPU type name (letters, digits, '_', '.'), e.g. a100",
+            example="a100-x",
+        ),
+    )
 
 
 @dataclass
@@ -175,22 +243,22 @@ class FinderConfig:
     ``steps`` optimizer steps on a fresh model, record the loss of every batch, stop once the
     smoothed loss exceeds ``stop_factor`` × its best or turns non-finite."""
 
-    start_lr: float = 1e-7
-    end_lr: float = 10.0
+    start_lr: float = constrained(1e-7, POSITIVE)
+    end_lr: float = constrained(10.0, POSITIVE)
     #: Steps of the ramp (batches; the data is cycled if it has fewer). 200 steps give ~25
     #: points per decade over 1e-7..10, enough for a stable slope after smoothing.
-    steps: int = 200
+    steps: int = constrained(200, COUNT)
     #: ``exponential`` (multiply by a constant factor per step) or ``linear``.
-    mode: str = "exponential"
-    stop_factor: float = 4.0
+    mode: str = constrained("exponential", Choices(("exponential", "linear"), "ramp"))
+    stop_factor: float = constrained(4.0, POSITIVE, Interval(1, closed="neither"))
     #: Exponential moving average of the batch loss, debiased (fastai's 0.98).
-    beta: float = 0.98
+    beta: float = constrained(0.98, DECAY)
     #: Points ignored at each end by the ``steepest`` rule (noisy start, blow-up at the end).
-    skip_start: int = 10
-    skip_end: int = 5
+    skip_start: int = constrained(10, Interval(0, integer=True))
+    skip_end: int = constrained(5, Interval(0, integer=True))
     #: A curve whose smoothed loss falls by less than this fraction of its start is flat: no
     #: suggestion (a clear outcome, not an exception).
-    min_drop: float = 0.05
+    min_drop: float = constrained(0.05, DECAY)
 
 
 @dataclass
@@ -205,17 +273,31 @@ class HpoConfig:
     schedules ``warmup_fraction`` = [low, high] makes the warm-up a float dimension.
     """
 
-    samplers: List[str] = field(default_factory=list)
-    pruners: List[str] = field(default_factory=lambda: ["none"])
-    trials: int = 20
-    workers: int = 2
+    samplers: List[str] = constrained(
+        dataclasses.MISSING, Items(rule=Choices(SAMPLERS, "known sampler")), Unique(), default_factory=list
+    )
+    pruners: List[str] = constrained(
+        dataclasses.MISSING, Items(rule=Choices(PRUNERS, "known pruner")), Unique(), default_factory=lambda: ["none"]
+    )
+    trials: int = constrained(20, COUNT)
+    workers: int = constrained(2, COUNT)
     #: The sampler's seed (the training seed of every trial is the study's first seed).
     seed: int = 0
-    lr_min: float = 1e-5
-    lr_max: float = 1.0
+    lr_min: float = constrained(1e-5, RATE)
+    lr_max: float = constrained(1.0, RATE)
     optimizers: List[str] = field(default_factory=list)
     schedules: List[str] = field(default_factory=list)
-    warmup_fraction: Optional[List[float]] = None
+    warmup_fraction: Optional[List[float]] = constrained(
+        None,
+        Satisfies(
+            test=lambda bounds: len(bounds) == 2 and 0 < bounds[0] < bounds[1] < 1,
+            wants="[low, high] with 0 < low < high < 1",
+            example=[0.3, 0.1],
+        ),
+    )
+
+
+_FRACTION = Interval(0, 1, closed="neither")
 
 
 @dataclass
@@ -225,42 +307,61 @@ class DiagnosisConfig:
 
     #: An epoch-to-epoch rise of the training loss by more than this fraction is a spike
     #: (epoch means of a healthy run wobble by a few percent at most) -> ``unstable``.
-    spike_rise: float = 0.25
+    spike_rise: float = constrained(0.25, POSITIVE)
     #: A final training loss above the run's own best by more than this fraction -> ``unstable``.
-    end_worse_margin: float = 0.2
+    end_worse_margin: float = constrained(0.2, POSITIVE)
     #: A run that achieved less than this fraction of the study's best loss reduction (from the
     #: untrained loss down to the lowest training loss any run reached) -> ``underfit``.
-    underfit_progress: float = 0.5
+    underfit_progress: float = constrained(0.5, POSITIVE, _FRACTION)
     #: Share of the epochs, at the end, over which convergence is judged.
-    tail_fraction: float = 0.2
+    tail_fraction: float = constrained(0.2, POSITIVE, _FRACTION)
     #: Still falling by more than this fraction per epoch over the tail -> not converged,
     #: ``underfit``.
-    converged_drop: float = 0.02
+    converged_drop: float = constrained(0.02, POSITIVE)
     #: A final validation loss above its own minimum by more than this fraction while the
     #: training loss kept falling -> ``overfit``.
-    overfit_val_rise: float = 0.1
+    overfit_val_rise: float = constrained(0.1, POSITIVE)
     #: A final generalisation gap (val_loss - loss) above this many loss units -> ``overfit``.
-    gap_threshold: float = 0.5
+    gap_threshold: float = constrained(0.5, POSITIVE)
     #: The target accuracy for cost-to-target: this fraction of the study's best val accuracy.
-    target_fraction: float = 0.95
+    target_fraction: float = constrained(0.95, POSITIVE, Interval(0, 1, closed="right"))
     #: Report warnings: a diverged share above this, per optimizer x schedule.
-    diverged_warning: float = 0.3
+    diverged_warning: float = constrained(0.3, POSITIVE, _FRACTION)
     #: Report warnings: best epoch within the first ``early_best`` share of training (too many
     #: epochs) or after the ``late_best`` share (train longer).
-    early_best: float = 0.1
-    late_best: float = 0.75
+    early_best: float = constrained(0.1, POSITIVE, _FRACTION)
+    late_best: float = constrained(0.75, POSITIVE, _FRACTION)
 
 
 @dataclass
 class Config:
+    """The composed study, as Hydra sees it: ``conf/config.yaml`` merges its groups onto this
+    schema (registered as ``schema`` by :func:`pipeline.config.compose.register_schema`), so
+    every default above is the one default and the YAML options state only what they change.
+
+    Dataset and model options are free-form (their ``_target_``'s signature checks them);
+    optimizer options are checked per type in :func:`pipeline.config.validation.check_optimizer`
+    (typed here, every optimizer would print every knob of every type).
+    """
+
     dataset: Dict[str, Any] = MISSING
     model: Dict[str, Any] = MISSING
-    optimizer: Dict[str, OptimizerConfig] = MISSING
+    #: Each value is checked as an ``OptimizerConfig`` (``OPTION_SCHEMA``) by validation.
+    optimizer: Dict[str, Any] = field(default=MISSING, metadata={OPTION_SCHEMA: OptimizerConfig})
     schedule: Dict[str, ScheduleConfig] = MISSING
     study: StudyConfig = field(default_factory=StudyConfig)
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     finder: FinderConfig = field(default_factory=FinderConfig)
     hpo: HpoConfig = field(default_factory=HpoConfig)
+
+
+@dataclass
+class RunConfig(Config):
+    """The single-run app (``conf/run.yaml``): a study with one optimizer and one schedule, plus
+    the run's rate and seed (checked by the app itself, so that the message names them)."""
+
+    lr: Any = MISSING
+    seed: Any = 0
 
 
 @dataclass

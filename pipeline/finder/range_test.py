@@ -61,7 +61,7 @@ def range_test(
 
     from pipeline.training.data import num_classes
     from pipeline.training.models import build_model
-    from pipeline.training.run import build_optimizer
+    from pipeline.training.optimizers import build_optimizer
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(int(seed))

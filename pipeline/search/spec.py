@@ -57,7 +57,7 @@ def hpo_job_spec(study: Any, search: str) -> Dict[str, Any]:
     optimizers = {name: dict(study.optimizers[name]) for name in optimizer_names}
     schedules = {name: dict(study.schedules[name]) for name in schedule_names}
     training_seed = int(study.settings.seeds[0])
-    from pipeline.config.schema import make_run_config
+    from pipeline.config.schema import make_run_config, study_dir as results_folder
 
     base = make_run_config(
         dataset=study.dataset,
@@ -68,7 +68,7 @@ def hpo_job_spec(study: Any, search: str) -> Dict[str, Any]:
         seed=training_seed,
         lr=hpo.lr_min,  # a placeholder: every trial sets its own rate
     )
-    study_dir = f"results/{study.name}"
+    study_dir = results_folder(study.name)
     return {
         "search": search,
         "sampler": sampler,

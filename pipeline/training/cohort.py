@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
+from pipeline.config.schema import study_dir
 from pipeline.io import write_json_atomic
 from pipeline.training.device import add_device_arguments
 
@@ -25,7 +26,7 @@ from pipeline.training.device import add_device_arguments
 def cohort_spec(study: Any, optimizer: str, schedule: str, seed: int, rates: List[float]) -> Dict[str, Any]:
     """What a training job needs, as plain JSON-able data (passed to the job as a parameter)."""
     return {
-        "study_dir": f"results/{study.name}",
+        "study_dir": study_dir(study.name),
         "optimizer": optimizer,
         "schedule": schedule,
         "seed": seed,

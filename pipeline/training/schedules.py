@@ -44,7 +44,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from pipeline.config.compose import check_schedule
+from pipeline.config.validation import check_schedule
 
 __all__ = ["Constant", "build_schedule", "schedule_curve"]
 

@@ -1,0 +1,243 @@
+"""Validating a composed study: the field constraints of :mod:`pipeline.config.schema`, the
+checks that relate several fields (named functions below), and the plug-in checks (an
+optimizer or schedule type's knobs, a ``_target_``'s signature).
+
+:func:`validate` composes them into a :class:`~pipeline.config.schema.Study`. Every error is a
+:class:`~pipeline.config.errors.StudyConfigError` naming the key, the value received and, where
+there is a choice, the valid options. Pure Python: no TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Sequence
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.config.constraints import check_fields, check_value, field_constraints
+from pipeline.config.errors import StudyConfigError
+from pipeline.config.rates import grid_rates
+from pipeline.config.schema import (
+    COMMON_OPTIMIZER_KNOBS,
+    NAME,
+    OPTIMIZER_TYPES,
+    SCHEDULE_TYPES,
+    Config,
+    DiagnosisConfig,
+    FinderConfig,
+    HpoConfig,
+    OptimizerConfig,
+    ScheduleConfig,
+    Study,
+    StudyConfig,
+)
+
+# --------------------------------------------------------------------------------------
+# Checks that relate several fields of one schema
+# --------------------------------------------------------------------------------------
+
+
+def gpu_model_needs_a_gpu(settings: StudyConfig) -> None:
+    if settings.gpu_model is not None and not settings.gpus:
+        raise StudyConfigError(f"study.gpu_model={settings.gpu_model!r} needs study.gpus=1")
+
+
+def grid_bounds_are_ordered(settings: StudyConfig) -> None:
+    grid = settings.grid
+    if grid.mode == "fixed" and grid.values is None and grid.points > 1 and grid.min >= grid.max:
+        raise StudyConfigError(f"study.grid.min={grid.min} must be smaller than study.grid.max={grid.max}")
+
+
+def early_best_before_late_best(diagnosis: DiagnosisConfig) -> None:
+    if diagnosis.early_best >= diagnosis.late_best:
+        raise StudyConfigError(
+            f"diagnosis.early_best={diagnosis.early_best} must be smaller than diagnosis.late_best={diagnosis.late_best}"
+        )
+
+
+def finder_ramp_rises(finder: FinderConfig) -> None:
+    if finder.start_lr >= finder.end_lr:
+        raise StudyConfigError(f"finder.start_lr={finder.start_lr} must be smaller than finder.end_lr={finder.end_lr}")
+
+
+def finder_leaves_points_to_suggest_from(finder: FinderConfig) -> None:
+    if finder.steps < finder.skip_start + finder.skip_end + 3:
+        raise StudyConfigError(
+            f"finder.steps={finder.steps} must exceed finder.skip_start + finder.skip_end + 2 "
+            f"({finder.skip_start + finder.skip_end + 2}), or no point is left to suggest from"
+        )
+
+
+def searches_have_pruners(hpo: HpoConfig) -> None:
+    if hpo.samplers and not hpo.pruners:
+        raise StudyConfigError("hpo.pruners is empty: use [none] for searches without pruning")
+
+
+def search_bounds_are_ordered(hpo: HpoConfig) -> None:
+    if hpo.lr_min >= hpo.lr_max:
+        raise StudyConfigError(f"hpo.lr_min={hpo.lr_min} must be smaller than hpo.lr_max={hpo.lr_max}")
+
+
+#: The cross-field checks of each schema, run after its field constraints.
+CROSS_CHECKS: Dict[type, tuple[Callable[[Any], None], ...]] = {
+    StudyConfig: (gpu_model_needs_a_gpu, grid_bounds_are_ordered),
+    DiagnosisConfig: (early_best_before_late_best,),
+    FinderConfig: (finder_ramp_rises, finder_leaves_points_to_suggest_from),
+    HpoConfig: (searches_have_pruners, search_bounds_are_ordered),
+}
+
+
+def check_section(section: Any, prefix: str) -> Any:
+    """A schema section's field constraints, then its cross-field checks; returns it."""
+    check_fields(section, prefix)
+    for check in CROSS_CHECKS.get(type(section), ()):
+        check(section)
+    return section
+
+
+def search_names_are_study_options(hpo: HpoConfig, optimizers: Mapping[str, Any], schedules: Mapping[str, Any]) -> None:
+    for key, available in (("optimizers", optimizers), ("schedules", schedules)):
+        missing = [name for name in getattr(hpo, key) if name not in available]
+        if missing:
+            raise StudyConfigError(f"hpo.{key} names {missing}, not options of this study; selected: {', '.join(available)}")
+
+
+# --------------------------------------------------------------------------------------
+# Plug-ins: optimizer and schedule types, dataset and model targets
+# --------------------------------------------------------------------------------------
+
+
+def _check_type(group: str, name: str, kind: Any, schema: type) -> None:
+    constraints = dict(field_constraints(schema))["type"]
+    if kind is None or not constraints[0].accepts(kind):
+        raise StudyConfigError(constraints[0].message(f"{group}.{name}.type", kind))
+
+
+def _typed(group: str, name: str, schema: type, options: Mapping[str, Any]) -> Any:
+    """The option as its schema dataclass (values converted as the YAML would be)."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), dict(options)))
+    except OmegaConfBaseException as error:
+        key = f"{group}.{name}.{error.full_key}" if getattr(error, "full_key", None) else f"{group}.{name}"
+        raise StudyConfigError(f"invalid value at '{key}': {str(error).splitlines()[0]}") from error
+
+
+def check_optimizer(name: str, options: Mapping[str, Any]) -> Dict[str, Any]:
+    """Validate one optimizer option; returns its type and set knobs (in schema order)."""
+    kind = options.get("type")
+    _check_type("optimizer", name, kind, OptimizerConfig)
+    allowed = set(OPTIMIZER_TYPES[kind][1]) | set(COMMON_OPTIMIZER_KNOBS)
+    for key, value in options.items():
+        if key not in ("type", "name") and value is not None and key not in allowed:
+            raise StudyConfigError(
+                f"optimizer.{name}.{key} does not apply to optimizer type {kind!r}; its knobs: {', '.join(sorted(allowed))}"
+            )
+    typed = _typed("optimizer", name, OptimizerConfig, {key: value for key, value in options.items() if key != "name"})
+    check_fields(typed, f"optimizer.{name}")
+    knobs = {item.name: getattr(typed, item.name) for item in dataclasses.fields(OptimizerConfig) if item.name != "type"}
+    return {"type": kind, **{key: value for key, value in knobs.items() if value is not None}}
+
+
+def check_schedule(name: str, options: Dict[str, Any], epochs: int) -> Dict[str, Any]:
+    """Validate one schedule option; returns its type with every knob filled in.
+
+    Raises StudyConfigError (a ValueError) naming ``schedule.<name>.<knob>`` and the value.
+    The schedule constructors in :mod:`pipeline.training.schedules` use the same checks.
+    """
+    kind = options.get("type")
+    _check_type("schedule", name, kind, ScheduleConfig)
+    defaults = SCHEDULE_TYPES[kind]
+    knobs = dict(defaults)
+    for key, value in options.items():
+        if key == "type" or value is None:
+            continue
+        if key not in defaults:
+            valid = ", ".join(defaults) or "none"
+            raise StudyConfigError(f"schedule.{name}.{key} does not apply to schedule type {kind!r}; its knobs: {valid}")
+        knobs[key] = value
+    if kind == "step" and knobs["every_epochs"] is None:
+        knobs["every_epochs"] = max(1, epochs // 4)
+    constraints = dict(field_constraints(ScheduleConfig))
+    for key, value in knobs.items():
+        check_value(f"schedule.{name}.{key}", value, constraints[key])
+    if "every_epochs" in knobs and knobs["every_epochs"] >= epochs:
+        raise StudyConfigError(
+            f"schedule.{name}.every_epochs={knobs['every_epochs']} must be smaller than study.epochs={epochs}, "
+            "or the rate never drops"
+        )
+    return {"type": kind, **knobs}
+
+
+def check_target(group: str, options: Dict[str, Any], fixed: Sequence[str]) -> None:
+    """Check that ``_target_`` imports and that the option's other keys fit its signature.
+
+    ``fixed`` are the arguments the pipeline passes itself (e.g. ``input_shape``). Importing
+    the target module must stay cheap: builders import Keras inside the function.
+    """
+    target = options.get("_target_")
+    if not isinstance(target, str) or "." not in target:
+        raise StudyConfigError(f"{group}._target_ must be a dotted path to a function, got {target!r}")
+    module_name, _, attribute = target.rpartition(".")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise StudyConfigError(f"{group}._target_={target!r} cannot be imported: {error}") from error
+    kwargs = {key: value for key, value in options.items() if key not in ("_target_", "name")}
+    try:
+        inspect.signature(function).bind_partial(**{key: None for key in fixed}, **kwargs)
+    except TypeError as error:
+        parameters = [p for p in inspect.signature(function).parameters if p not in fixed]
+        raise StudyConfigError(f"{group} option does not fit {target}: {error}; its arguments: {', '.join(parameters)}") from error
+
+
+def check_target_option(group: str, options: Dict[str, Any], fixed: Sequence[str]) -> None:
+    """A dataset or model option: a valid name, every required value set, a fitting target."""
+    name = options.get("name")
+    if not isinstance(name, str):
+        raise StudyConfigError(f"{group}.name is missing: every {group} option needs a name")
+    check_value(f"{group}.name", name, (NAME,))
+    for key, value in options.items():
+        if value == "???":
+            raise StudyConfigError(f"{group}.{key} is required: set it, e.g. {group}.{key}=...")
+    if options.get("_target_") == "pipeline.training.data.npz_file" and not Path(str(options.get("path"))).is_file():
+        raise StudyConfigError(f"dataset.path={options.get('path')!r}: no such file (an .npz with x_train, y_train, x_val, y_val)")
+    check_target(group, options, fixed)
+
+
+# --------------------------------------------------------------------------------------
+# The whole study
+# --------------------------------------------------------------------------------------
+
+
+def validate_config(config: Config, overrides: Sequence[str] = ()) -> Study:
+    """Check a schema-typed config section by section and return the :class:`Study`."""
+    settings = check_section(config.study, "study")
+    check_target_option("dataset", config.dataset, fixed=())
+    check_target_option("model", config.model, fixed=("input_shape", "num_classes"))
+    optimizers = {}
+    for name, options in config.optimizer.items():
+        check_value("optimizer", name, (NAME,))
+        optimizers[name] = check_optimizer(name, options)
+    schedules = {}
+    for name, options in config.schedule.items():
+        check_value("schedule", name, (NAME,))
+        schedules[name] = check_schedule(name, dataclasses.asdict(options), settings.epochs)
+    hpo = check_section(config.hpo, "hpo")
+    search_names_are_study_options(hpo, optimizers, schedules)
+    grid = settings.grid
+    return Study(
+        dataset=dict(config.dataset),
+        model=dict(config.model),
+        optimizers=optimizers,
+        schedules=schedules,
+        settings=settings,
+        diagnosis=check_section(config.diagnosis, "diagnosis"),
+        finder=check_section(config.finder, "finder"),
+        hpo=hpo,
+        overrides=list(overrides),
+        rates=grid_rates(grid) if grid.mode == "fixed" else [],  # finder mode: per optimizer, later
+    )
