@@ -17,15 +17,17 @@ import pytest
 from hpo_synthetic import all_trials, make_finder_vs_grid, make_grid_best, make_grid_runs
 
 from pipeline.analysis.advice import study_warnings
-from pipeline.analysis.finder_vs_grid import FINDER_VS_GRID_COLUMNS
 from pipeline.analysis.methods import method_comparison
 from pipeline.report.build import build_report, main
 from pipeline.figures.registry import FIGURES
 from pipeline.report.figures import caption_html
 from pipeline.report.finder import finder_sentence, relative_text
-from pipeline.report.html import FIT_COLOURS, FIT_TEXT_COLOURS, fit_badge, format_rate
+from pipeline.analysis.diagnosis import FIT_COLORS, FIT_TEXT_COLORS
+from pipeline.config.rates import rate_label
+from pipeline.report.html import fit_badge
 from pipeline.report.methods import methods_sentence
-from pipeline.report.results import BEST_COLUMNS, edge_warning, schedule_comparison
+from pipeline.report.results import BEST_READ, edge_warning, schedule_comparison
+from pipeline.tables import BEST, FINDER_VS_GRID
 
 NAN = math.nan
 #: Enough of a PNG for the report, which embeds bytes without decoding them.
@@ -49,7 +51,7 @@ def make_best(cosine: str = "cosine") -> pd.DataFrame:
         ("sgd", "constant", 3.162e-2, 0.5, 0.25, 0.8, 0.02, 2, 0.0, False, NAN),
         ("sgd", cosine, 1e-1, 0.75, 0.125, 0.7, 0.03, 1, 1 / 3, True, "high"),
     ]
-    return pd.DataFrame(rows, columns=list(BEST_COLUMNS))
+    return pd.DataFrame(rows, columns=BEST_READ)
 
 
 def make_runs(cosine: str = "cosine") -> pd.DataFrame:
@@ -118,12 +120,28 @@ def test_edge_warning_only_on_edge_rows(figure_path: Path) -> None:
     assert table.count("widen it") == 2
 
 
-def test_edge_warning_reads_csv_spellings() -> None:
-    assert edge_warning("True", "low") == "at the low edge of the grid: widen it downwards"
+def test_edge_warning() -> None:
+    assert edge_warning(True, "low") == "at the low edge of the grid: widen it downwards"
     assert edge_warning(True, "high") == "at the high edge of the grid: widen it upwards"
-    assert edge_warning(False, "high") == ""
-    assert edge_warning("False", NAN) == ""
-    assert edge_warning(NAN, NAN) == ""
+    assert edge_warning(True, "") == "at an edge of the grid: widen it"
+    assert edge_warning(False, "high") == edge_warning(False, "") == ""
+
+
+def test_edge_columns_come_typed_from_best_csv(tmp_path: Path) -> None:
+    # best.csv spells the flag True/False and leaves the side empty inside the grid.
+    path = tmp_path / "best.csv"
+    path.write_text(
+        ",".join(BEST.columns) + "\n"
+        + "adam,cosine,0.001,0.5,0.0,0.75,0.0,1,0.0,True,low,good,2.0\n"
+        + "sgd,cosine,0.01,0.5,0.0,0.75,0.0,1,0.0,False,,good,2.0\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    best = BEST.read(path)
+    assert list(best["at_edge"]) == [True, False] and list(best["edge"]) == ["low", ""]
+    assert [edge_warning(row.at_edge, row.edge) for row in best.itertuples()] == [
+        "at the low edge of the grid: widen it downwards",
+        "",
+    ]
 
 
 def test_sentence_names_winner_and_margin(figure_path: Path) -> None:
@@ -190,8 +208,8 @@ def test_html_escaping(figure_path: Path) -> None:
     assert "adam: &lt;b&gt;cos&lt;/b&gt; (at lr 1e-2) got the lowest" in page
 
 
-def test_format_rate() -> None:
-    assert [format_rate(value) for value in (1e-4, 3.162e-4, 1.0, 0.1)] == ["1e-4", "3.162e-4", "1e0", "1e-1"]
+def test_rate_label() -> None:
+    assert [rate_label(value) for value in (1e-4, 3.162e-4, 1.0, 0.1)] == ["1e-4", "3.162e-4", "1e0", "1e-1"]
 
 
 def test_cli_writes_report(tmp_path: Path, figure_path: Path) -> None:
@@ -274,16 +292,17 @@ def test_fit_badges_in_the_recommended_table(figure_path: Path) -> None:
         '<span class="fit fit-none">n/a</span>',
         '<span class="fit fit-diverged">diverged</span>',
     ]
-    for label, colour in FIT_COLOURS.items():
-        assert f".fit-{label} {{ background: {colour}; color: {FIT_TEXT_COLOURS[label]}; }}" in page
+    for label, colour in FIT_COLORS.items():
+        assert f".fit-{label} {{ background: {colour}; color: {FIT_TEXT_COLORS[label]}; }}" in page
 
 
 def test_fit_badge_colours_and_unknown_labels() -> None:
     from pipeline.figures import fitting
 
-    # The badges wear the fitting map's colours, text colours included.
-    assert FIT_COLOURS == fitting.FIT_COLORS
-    assert {label: "white" if colour == "#fff" else "black" for label, colour in FIT_TEXT_COLOURS.items()} == fitting.FIT_TEXT_COLORS
+    # The badges wear the fitting map's colours, text colours included: one set, in diagnosis.
+    assert fitting.FIT_COLORS is FIT_COLORS and fitting.FIT_TEXT_COLORS is FIT_TEXT_COLORS
+    # The page's CSS spelling: white on the dark colours, black on the light ones.
+    assert set(FIT_TEXT_COLORS.values()) == {"#fff", "#000"} and set(FIT_TEXT_COLORS) == set(FIT_COLORS)
     assert fit_badge("unstable") == '<span class="fit fit-unstable">unstable</span>'
     assert fit_badge('"><i>x</i>') == '<span class="fit fit-none">&quot;&gt;&lt;i&gt;x&lt;/i&gt;</span>'
     assert fit_badge(None) == fit_badge("") == '<span class="fit fit-none">n/a</span>'
@@ -408,7 +427,7 @@ def make_finder_table(optimizer: str = "adam") -> pd.DataFrame:
         ("sgd", "constant", "valley", 1e-1, 1e-1, 1e-1, 1, 1e-1, 1.0, 1e-1, 1.0, 0, 1.0, 1.0),
         ("sgd", "constant", "minimum", 0.5, 0.5, 0.5, 1, 1e-1, 5.0, 1e-1, 1.0, 0, 1.0, 1.0),
     ]
-    return pd.DataFrame(rows, columns=list(FINDER_VS_GRID_COLUMNS))
+    return pd.DataFrame(rows, columns=FINDER_VS_GRID.columns)
 
 
 def finder_section(page: str) -> str:
