@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Any, Iterator, List
@@ -202,6 +203,9 @@ def test_check_target_rejects_a_missing_builder(user_module: Any) -> None:
         check_target("model", {"_target_": f"{user_module.__name__}.huge"}, fixed=("input_shape", "num_classes"))
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn"])
-def test_check_target_accepts_the_shipped_options(name: str) -> None:
-    check_target("model", conf_option(name), fixed=("input_shape", "num_classes"))
+@pytest.mark.parametrize("builder", [mlp, cnn])
+def test_check_target_accepts_the_shipped_options(builder: Any) -> None:
+    option = conf_option(builder.__name__)
+    assert option["_target_"] == f"{builder.__module__}.{builder.__name__}"
+    check_target("model", option, fixed=("input_shape", "num_classes"))  # raises on a misfit
+    assert set(option) - {"name", "_target_"} <= set(inspect.signature(builder).parameters) - {"input_shape", "num_classes"}
