@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.io import write_atomic
-from pipeline.tables import BEST, CURVES, HISTORY, NULLABLE_INT, RUN_KEYS, RUN_SUMMARY_COLUMNS, RUNS, RunStatus, TableSchema
+from pipeline.tables import BEST, CURVES, FLOAT, HISTORY, NULLABLE_INT, RUN_KEYS, RUN_SUMMARY_COLUMNS, RUNS, RunStatus, TableSchema
 from pipeline.values import std_over_seeds
 
 CURVE_KEYS = RUN_KEYS
@@ -63,7 +63,8 @@ def rate_table(group: pd.DataFrame) -> pd.DataFrame:
         "best_val_loss_std": ("best_val_loss", std_over_seeds),
         "best_val_accuracy_mean": ("best_val_accuracy", "mean"),
         "best_val_accuracy_std": ("best_val_accuracy", std_over_seeds),
-        "best_epoch_mean": ("best_epoch", lambda epochs: float(pd.to_numeric(epochs, errors="coerce").astype(float).mean())),
+        # best_epoch is Int64: as float, a run without a best epoch is NaN and the mean skips it.
+        "best_epoch_mean": ("best_epoch", lambda epochs: float(epochs.astype(FLOAT).mean())),
         "seeds": ("seed", "nunique"),
         "diverged": ("status", lambda statuses: int((statuses == RunStatus.DIVERGED).sum())),
     }

@@ -49,8 +49,8 @@ def methods_sentence(methods: pd.DataFrame) -> str:
     reached = methods[[bool(value) and is_finite(epochs) for value, epochs in pairs]]
     if reached.empty:
         return f"No method came within 1% of {target}."
-    epochs = reached["epochs_to_within_1pct"].astype(float)
-    seconds = reached["seconds_to_within_1pct"].astype(float).fillna(math.inf)
+    epochs = reached["epochs_to_within_1pct"]
+    seconds = reached["seconds_to_within_1pct"].fillna(math.inf)
     fewest = reached[epochs == epochs.min()]
     winners = fewest[seconds[fewest.index] == seconds[fewest.index].min()]
     names = [str(name) for name in winners["method"]]
