@@ -2,7 +2,7 @@
 
 The page opens with the answer (the recommended rate per optimizer × schedule with its fit
 label, and which schedule won per optimizer), then the warnings of :mod:`pipeline.analysis.advice`, the
-figures with a reading aid each, the LR range test against the grid (only when its table,
+figures with a caption each, the LR range test against the grid (only when its table,
 ``finder_vs_grid.csv`` of :mod:`pipeline.analysis.finder_vs_grid`, is given), the hyperparameter
 searches against the grid and the range test (only when the method comparison,
 ``methods.csv`` of :mod:`pipeline.analysis.methods`, is given), the diverged runs per schedule, and
@@ -101,8 +101,8 @@ def build_report(
         study: The resolved study (``config.yaml``): ``study`` (name, epochs, seeds, grid) and
             ``diagnosis`` feed the warnings; ``command``, ``versions`` and ``git_commit`` the
             reproduce section.
-        figures: Figure name to image file, embedded in :data:`FIGURE_CAPTIONS` order; known
-            names get their heading and reading aid, others are titled by their name.
+        figures: Figure name to image file, embedded in the figure registry's order; registered
+            names get their title and caption, others are titled by their name.
         config_text: ``config.yaml`` as written, shown verbatim; when omitted the mapping
             ``study`` is dumped as YAML instead.
         finder: The LR range test against the grid (``finder_vs_grid.csv``); when given, an
