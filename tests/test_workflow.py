@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.config.compose import compose_study
 from pipeline.config.rates import run_dir
+from pipeline.figures.registry import study_figures
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
@@ -103,10 +104,8 @@ def test_tables_are_complete_and_consistent(smoke):
     assert config.startswith("study:\n")
 
 
-FIGURES = [
-    "lr_sensitivity", "fitting_map", "learning_curves", "generalisation_gap", "schedule_shapes",
-    "schedule_comparison", "cost_to_target", "finder_curves",
-]  # fmt: skip
+# The smoke study runs no hyperparameter search.
+FIGURES = study_figures(with_searches=False)
 
 
 def test_every_run_is_diagnosed(smoke):
