@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -145,6 +146,9 @@ def test_worst_value_and_outcomes():
 class FakeCallback:
     pruned_epoch = None
 
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+
 
 @pytest.fixture
 def fake_training(monkeypatch):
@@ -168,7 +172,8 @@ def fake_training(monkeypatch):
 
     monkeypatch.setattr(pipeline.training.run, "train_run", fake_train_run)
     monkeypatch.setattr(pipeline.training.device, "configure_tensorflow", lambda threads=None, deterministic=True, gpus=0: "fake")
-    monkeypatch.setattr(hpo_trial, "make_pruning_callback", lambda trial: FakeCallback())
+    # The pruning callback's module imports Keras: a stand-in keeps this process TensorFlow-free.
+    monkeypatch.setitem(sys.modules, "pipeline.training.callbacks", types.SimpleNamespace(PruningCallback=FakeCallback))
     return calls
 
 

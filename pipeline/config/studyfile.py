@@ -15,7 +15,11 @@ from typing import Any, Dict, Sequence
 from pipeline.config.compose import format_overrides
 from pipeline.io import write_yaml_atomic
 
+#: The packages whose versions a study records in its ``config.yaml``, in that order.
 PACKAGES = ("snakemake", "hydra-core", "tensorflow", "keras", "numpy", "pandas", "seaborn", "matplotlib", "mnist1d", "scikit-learn")
+#: The packages whose versions a training run records in its ``summary.json``: those that
+#: compute its numbers.
+TRAINING_PACKAGES = ("tensorflow", "keras", "numpy")
 
 
 def reproduce_command(overrides: Sequence[str]) -> str:
@@ -26,9 +30,11 @@ def reproduce_command(overrides: Sequence[str]) -> str:
     return shlex.join(command)
 
 
-def versions() -> Dict[str, str]:
+def package_versions(packages: Sequence[str] = PACKAGES) -> Dict[str, str]:
+    """Python's version, then each package's installed version ("not installed" if missing),
+    read from the installed distributions' metadata (nothing is imported)."""
     found = {"python": platform.python_version()}
-    for package in PACKAGES:
+    for package in packages:
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -51,7 +57,7 @@ def study_document(study: Dict[str, Any]) -> Dict[str, Any]:
     """The study in a reading order, then how to reproduce it and with what."""
     ordered = {key: study[key] for key in ORDER if key in study}
     ordered.update({key: value for key, value in study.items() if key not in ordered})
-    return {**ordered, "command": reproduce_command(study.get("overrides", [])), "versions": versions(), "git_commit": git_commit()}
+    return {**ordered, "command": reproduce_command(study.get("overrides", [])), "versions": package_versions(), "git_commit": git_commit()}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -79,17 +79,25 @@ class BudgetLock:
         self._lock.release()
 
 
-def open_study(spec: Mapping[str, Any], worker: int = 0, data_digest: Optional[str] = None) -> "optuna.Study":
+def open_study(
+    spec: Mapping[str, Any],
+    worker: int = 0,
+    data_digest: Optional[str] = None,
+    storage: Optional["optuna.storages.BaseStorage"] = None,
+) -> "optuna.Study":
     """Create or load the search's Optuna study (also how tests enqueue trials).
 
     The first opener records the spec's hash (and, from a worker, the data's digest) as study
     user attributes; a later opener with a different one raises :class:`HpoError`, since
     trials of another search space or other data must not fill this one's budget.
+
+    ``storage`` is the search's journal storage (:func:`journal_storage`); a caller that
+    also needs the storage itself (to :func:`fail_trial`) opens it and passes it in.
     """
     import optuna
 
     journal = Path(spec["journal"])
-    storage = journal_storage(journal)
+    storage = storage if storage is not None else journal_storage(journal)
     study = optuna.create_study(
         study_name=spec["search"],
         storage=storage,
@@ -143,17 +151,16 @@ class Heartbeat:
         self.path.unlink(missing_ok=True)
 
 
-def fail_trial(study: Any, number: int, reason: str) -> None:
+def fail_trial(study: "optuna.Study", storage: "optuna.storages.BaseStorage", number: int, reason: str) -> None:
     """Tell a trial FAIL, recording why in its ``fail_reason`` user attribute.
 
-    Optuna has no public way to set an attribute of a trial by number (a reaped trial has no
-    ``Trial`` object here), so this goes through the study's storage, the JournalStorage
-    that :func:`open_study` passed in, with the storage's public methods.
+    Optuna's study has no way to set an attribute of a trial by number (a reaped trial has
+    no ``Trial`` object here), so the attribute goes through the public methods of the
+    study's storage: ``storage`` is the one the study was opened with (:func:`open_study`).
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage = study._storage
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
     try:
         storage.set_trial_user_attr(trial_id, "fail_reason", reason[:500])
@@ -163,7 +170,12 @@ def fail_trial(study: Any, number: int, reason: str) -> None:
 
 
 def reap_stale_trials(
-    study: Any, worker: int, token: str, heartbeats: Path, now: Optional[float] = None
+    study: "optuna.Study",
+    storage: "optuna.storages.BaseStorage",
+    worker: int,
+    token: str,
+    heartbeats: Path,
+    now: Optional[float] = None,
 ) -> List[int]:
     """Tell FAIL every RUNNING trial whose worker is gone (call under the budget lock).
 
@@ -192,7 +204,7 @@ def reap_stale_trials(
             if age > STALE_AFTER_SECONDS:
                 reason = f"stale: worker {owner_worker} has no heartbeat"
         if reason is not None:
-            fail_trial(study, trial.number, reason)
+            fail_trial(study, storage, trial.number, reason)
             if owner is not None:
                 (heartbeats / str(owner)).unlink(missing_ok=True)
             reaped.append(trial.number)

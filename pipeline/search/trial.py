@@ -1,5 +1,5 @@
-"""One trial: sampling its point, training it with a pruning callback, and the state and
-value it is told.
+"""One trial: sampling its point, training it with a pruning callback
+(:class:`pipeline.training.callbacks.PruningCallback`), and the state and value it is told.
 
 Every trial is one training run, trained by :func:`pipeline.training.run.train_run` into
 ``hpo/<search>/trial<NNN>/`` (history.csv, config.yaml, summary.json with the trial's
@@ -34,7 +34,7 @@ def sample_trial(
     ``params`` holds the effective values (also the fixed ones), warmup_fraction only for a
     schedule that has the knob.
     """
-    from pipeline.config.compose import check_schedule
+    from pipeline.config.validation import check_schedule
 
     lr = trial.suggest_float("lr", spec["lr_min"], spec["lr_max"], log=True)
     optimizers, schedules = list(spec["optimizers"]), list(spec["schedules"])
@@ -84,47 +84,16 @@ def trial_outcome(
     return "complete", best if math.isfinite(best) else worst_value(summary, divergence_factor)
 
 
-def make_pruning_callback(trial: Any) -> Any:
-    """A Keras callback reporting each epoch's val_loss to ``trial`` and stopping a pruned run.
-
-    It stops through ``model.stop_training`` rather than raising ``TrialPruned`` inside
-    ``fit``, so train_run still writes the run folder. Its ``pruned_epoch`` (1-based) says
-    whether it stopped the run. The pruner is not asked after the last epoch: a run that
-    trained to the end is complete, whatever its rank.
-    """
-    import keras
-
-    class PruningCallback(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.pruned_epoch: Optional[int] = None
-
-        def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-            if self.model.stop_training:
-                return  # the recorder stopped a diverging run: a result, not a pruning decision
-            value = float((logs or {}).get("val_loss", math.nan))
-            if not math.isfinite(value):
-                return
-            trial.report(value, step=epoch)
-            # Not on the last epoch: stopping then saves nothing, and the full run is a result.
-            last = epoch + 1 >= int(self.params.get("epochs", 0) or 0)
-            if not last and trial.should_prune():
-                self.pruned_epoch = epoch + 1
-                self.model.stop_training = True
-
-    return PruningCallback()
-
-
-
 def train_trial(
     trial: Any, spec: Mapping[str, Any], arrays: Mapping[str, Any], digest: str, device: str, worker: int
 ) -> Tuple[Dict[str, Any], Dict[str, Any], str, Optional[float]]:
     """Sample and train one asked trial into its run folder; returns (params, summary, state,
     value), the state and value to tell (see :func:`trial_outcome`)."""
+    from pipeline.training.callbacks import PruningCallback  # imports Keras
     from pipeline.training.run import train_run
 
     params, run_config = sample_trial(trial, spec, digest)
-    callback = make_pruning_callback(trial)
+    callback = PruningCallback(trial)
     divergence_factor = float(run_config["training"]["divergence_factor"])
     outcome: Dict[str, Any] = {}
 

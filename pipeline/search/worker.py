@@ -51,6 +51,7 @@ from pipeline.search.storage import (
     HpoError,
     budget_counts,
     fail_trial,
+    journal_storage,
     open_study,
     reap_stale_trials,
 )
@@ -84,7 +85,8 @@ def run_worker(
     journal = Path(spec["journal"])
     token = f"w{worker}-{uuid.uuid4().hex[:12]}"
     heartbeats = search_dir(spec) / ".heartbeat"
-    study = open_study(spec, worker, digest)
+    storage = journal_storage(journal)
+    study = open_study(spec, worker, digest, storage)
     # Reseed from the finished count (see worker_seed): a resumed worker must not replay its
     # predecessor's proposals.
     finished = sum(1 for trial in study.get_trials(deepcopy=False) if trial.state.is_finished())
@@ -96,7 +98,7 @@ def run_worker(
     with Heartbeat(heartbeats / token):
         while True:
             with lock:
-                reaped = reap_stale_trials(study, worker, token, heartbeats)
+                reaped = reap_stale_trials(study, storage, worker, token, heartbeats)
                 if reaped:
                     print(f"{spec['search']}: reaped stale trial(s) {reaped} (told FAIL)", flush=True)
                 counts = budget_counts(study)
@@ -122,13 +124,13 @@ def run_worker(
                 params, summary, state, value = train_trial(trial, spec, arrays, digest, device, worker)
             except Exception as error:  # a failed trial is recorded; the search goes on
                 traceback.print_exc(file=sys.stderr)
-                fail_trial(study, number, f"error: {type(error).__name__}: {error}")
+                fail_trial(study, storage, number, f"error: {type(error).__name__}: {error}")
                 ran.append({"trial": number, "state": "fail", "value": None})
                 print(f"{spec['search']} trial {number}: fail ({type(error).__name__}: {error})", flush=True)
                 continue
             except BaseException:
                 # Interrupted (Ctrl-C, SystemExit): free the trial now rather than via reaping.
-                fail_trial(study, number, "interrupted")
+                fail_trial(study, storage, number, "interrupted")
                 raise
             try:
                 study.tell(trial, value, state=TrialState.COMPLETE if state == "complete" else TrialState.PRUNED)

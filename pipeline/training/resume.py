@@ -3,7 +3,8 @@
 A training job on a cluster can be killed at any moment: at the end of its time limit, by a
 node failure, or by SLURM preempting it (with ``--slurm-requeue`` SLURM then starts it again;
 Snakemake's ``retries`` does the same for a failed job). While a run trains, it keeps its
-whole state in ``resume.npz`` in its run folder, rewritten at the end of every epoch. When the
+whole state in ``resume.npz`` in its run folder, rewritten at the end of every epoch
+(:class:`pipeline.training.callbacks.EpochStateSaver`). When the
 job starts again, the run carries on from its last completed epoch and ends with the same
 ``history.csv`` and ``summary.json`` an uninterrupted run writes (but for the timings).
 
@@ -31,10 +32,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -47,12 +47,14 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int) -> Tuple[Any, Any]
     """The training batches of one epoch, shuffled by ``(seed, epoch)``; and the callback that
     tells the dataset which epoch Keras is starting.
 
-    Returns ``(dataset, callback)``. Keras iterates the dataset afresh each epoch (after the
-    callbacks' ``on_epoch_begin``), so each epoch's permutation is
+    Returns ``(dataset, callback)``, the callback an
+    :class:`~pipeline.training.callbacks.EpochShuffle`. Keras iterates the dataset afresh each
+    epoch (after the callbacks' ``on_epoch_begin``), so each epoch's permutation is
     ``stateless_shuffle(range(n), seed=[seed, epoch])`` whatever epoch the process started at.
     """
-    import keras
     import tensorflow as tf
+
+    from pipeline.training.callbacks import EpochShuffle  # imports Keras
 
     count = len(x)
     steps = -(-count // batch_size)
@@ -77,11 +79,7 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int) -> Tuple[Any, Any]
         .prefetch(tf.data.AUTOTUNE)
     )
 
-    class EpochShuffle(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch_index: int, logs: Optional[dict] = None) -> None:
-            epoch.assign(epoch_index)
-
-    return dataset, EpochShuffle()
+    return dataset, EpochShuffle(epoch)
 
 
 def save_state(path: Path, model: Any, meta: Mapping[str, Any]) -> None:
@@ -146,26 +144,3 @@ def restore_state(model: Any, state: Mapping[str, Any]) -> None:
             if tuple(arrays[name].shape) != tuple(variable.shape):
                 raise ValueError(f"saved {name} has shape {arrays[name].shape}, the run's variable {tuple(variable.shape)}")
             variable.assign(arrays[name])
-
-
-def make_saver(path: Path, recorder: Any, meta: Mapping[str, Any], seconds_before: float, started: float) -> Any:
-    """A Keras callback that saves the run's state at every epoch end (put it after the
-    recorder). ``seconds_before`` were spent by earlier attempts, this one began at
-    ``started`` (``time.perf_counter()``)."""
-    import keras
-
-    class EpochState(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-            rows: List[Dict[str, float]] = recorder.rows
-            save_state(
-                path,
-                self.model,
-                {
-                    **meta,
-                    "rows": rows,
-                    "diverged_epoch": recorder.diverged_epoch,
-                    "seconds": seconds_before + time.perf_counter() - started,
-                },
-            )
-
-    return EpochState()

@@ -21,29 +21,24 @@ thread-count environment variables are set.
 from __future__ import annotations
 
 import math
-import platform
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from pipeline.config.schema import RESULTS_DIR
 from pipeline.io import write_atomic, write_json_atomic, write_yaml_atomic
-from pipeline.training.optimizers import build_optimizer
 from pipeline.tables import HISTORY, RunStatus
 
 
 
-def package_versions() -> Dict[str, str]:
+def build_optimizer(options: Mapping[str, Any], learning_rate: Any) -> Any:
+    """A Keras optimizer from a validated optimizer option (``type`` plus set knobs)."""
     import keras
-    import numpy
-    import tensorflow
 
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tensorflow.__version__,
-        "keras": keras.__version__,
-        "numpy": numpy.__version__,
-    }
+    from pipeline.config.schema import OPTIMIZER_TYPES
+
+    class_name = OPTIMIZER_TYPES[options["type"]][0]
+    knobs = {key: value for key, value in options.items() if key not in ("type", "name") and value is not None}
+    return getattr(keras.optimizers, class_name)(learning_rate=learning_rate, **knobs)
 
 
 def initial_loss(model: Any, loss: Any, x: Any, y: Any, batch_size: int, max_batches: int = 8) -> float:
@@ -62,42 +57,6 @@ def initial_loss(model: Any, loss: Any, x: Any, y: Any, batch_size: int, max_bat
         for start in range(0, count, batch_size)
     ]
     return float(np.sum(values) / count)
-
-
-def _make_recorder(divergence_factor: float, reference_loss: float) -> Any:
-    import keras
-
-    class RunRecorder(keras.callbacks.Callback):
-        """Records one history row per epoch with the rate in force, and stops a diverging run.
-
-        The epoch's ``loss`` is the mean over its batches; a run diverges when that is not
-        finite or exceeds ``divergence_factor`` × the loss the first epoch started from
-        (``reference_loss``, see :func:`initial_loss`).
-        """
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.rows: List[Dict[str, float]] = []
-            self.diverged_epoch: Optional[int] = None
-            self._started = 0.0
-
-        def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
-            self._started = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-            logs = logs or {}
-            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            row = {"epoch": epoch + 1, "lr": rate}
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-                row[key] = float(logs.get(key, math.nan))
-            row["seconds"] = time.perf_counter() - self._started
-            self.rows.append(row)
-            loss = row["loss"]
-            if not math.isfinite(loss) or loss > divergence_factor * reference_loss:
-                self.diverged_epoch = epoch + 1
-                self.model.stop_training = True
-
-    return RunRecorder()
 
 
 def summarise(rows: List[Dict[str, float]], diverged_epoch: Optional[int]) -> Dict[str, Any]:
@@ -153,10 +112,12 @@ def train_run(
     import keras
 
     from pipeline.config.schema import config_hash
+    from pipeline.config.studyfile import TRAINING_PACKAGES, package_versions
     from pipeline.training.data import num_classes
     from pipeline.training.device import thread_settings
     from pipeline.training.models import build_model
-    from pipeline.training.resume import STATE_FILE, epoch_batches, load_state, make_saver, restore_state
+    from pipeline.training.callbacks import EpochStateSaver, RunRecorder
+    from pipeline.training.resume import STATE_FILE, epoch_batches, load_state, restore_state
     from pipeline.training.schedules import build_schedule
 
     training = run_config["training"]
@@ -182,24 +143,28 @@ def train_run(
         jit_compile=bool(training["xla"]),
         steps_per_execution=training["steps_per_execution"],
     )
-    recorder = _make_recorder(training["divergence_factor"], reference_loss)
-    seconds_before = 0.0
     if state:
         try:
             restore_state(model, state)
         except ValueError as error:
             raise ValueError(f"{state_path}: {error}; delete it to train this run from the start") from error
-        recorder.rows = list(state["rows"])
-        recorder.diverged_epoch = state["diverged_epoch"]
-        seconds_before = float(state["seconds"])
+    # A resumed run's recorder goes on from the saved rows (and divergence).
+    recorder = RunRecorder(
+        training["divergence_factor"],
+        reference_loss,
+        rows=state["rows"] if state else (),
+        diverged_epoch=state["diverged_epoch"] if state else None,
+    )
+    seconds_before = float(state["seconds"]) if state else 0.0
+    if state:
         print(f"{out_dir}: resuming after epoch {len(recorder.rows)} of {training['epochs']}", flush=True)
     start_epoch = len(recorder.rows)
     if recorder.diverged_epoch is None and start_epoch < training["epochs"]:
         batches, shuffle = epoch_batches(x_train, y_train, training["batch_size"], training["seed"])
-        saver = []
+        state_savers = []
         if resumable:
             meta = {"config_hash": run_hash, "reference_loss": reference_loss}
-            saver = [make_saver(state_path, recorder, meta, seconds_before, started)]
+            state_savers = [EpochStateSaver(state_path, recorder, meta, seconds_before, started)]
         model.fit(
             batches,
             epochs=training["epochs"],
@@ -208,7 +173,7 @@ def train_run(
             validation_batch_size=training["batch_size"],
             shuffle=False,  # the batches are already shuffled, by (seed, epoch)
             verbose=0,
-            callbacks=[shuffle, recorder, *callbacks, *saver],
+            callbacks=[shuffle, recorder, *callbacks, *state_savers],
         )
     summary = summarise(recorder.rows, recorder.diverged_epoch)
     summary.update(
@@ -224,7 +189,7 @@ def train_run(
             "resumed_from_epoch": start_epoch if state else None,
             "device": device,
             "threads": thread_settings(),
-            "versions": package_versions(),
+            "versions": package_versions(TRAINING_PACKAGES),
             "config_hash": run_hash,
         }
     )
@@ -257,10 +222,7 @@ def main() -> None:
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
-    from pipeline.config.compose import register_schema
-    from pipeline.config.schema import RunConfig, conf_dir
-
-    register_schema(RunConfig)  # conf/run.yaml's lr and seed
+    from pipeline.config.schema import conf_dir
 
     @hydra.main(config_path=str(conf_dir()), config_name="run", version_base="1.3")
     def app(cfg: DictConfig) -> None:
@@ -289,9 +251,7 @@ def main() -> None:
     app()
 
 
-def run_single(
-    study: Any, optimizer: str, schedule: str, seed: int, lr: float, results: Path = Path(RESULTS_DIR)
-) -> Path:
+def run_single(study: Any, optimizer: str, schedule: str, seed: int, lr: float, results: Path = Path("results")) -> Path:
     """Train one run of a study into the same folder the workflow uses; returns the folder."""
     from pipeline.config.rates import run_dir
     from pipeline.training.data import arrays_digest, build_dataset
