@@ -25,20 +25,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from pipeline.config.schema import RESULTS_DIR
 from pipeline.io import write_atomic, write_json_atomic, write_yaml_atomic
+from pipeline.training.optimizers import build_optimizer
 from pipeline.tables import HISTORY, RunStatus
 
-
-
-def build_optimizer(options: Mapping[str, Any], learning_rate: Any) -> Any:
-    """A Keras optimizer from a validated optimizer option (``type`` plus set knobs)."""
-    import keras
-
-    from pipeline.config.schema import OPTIMIZER_TYPES
-
-    class_name = OPTIMIZER_TYPES[options["type"]][0]
-    knobs = {key: value for key, value in options.items() if key not in ("type", "name") and value is not None}
-    return getattr(keras.optimizers, class_name)(learning_rate=learning_rate, **knobs)
 
 
 def initial_loss(model: Any, loss: Any, x: Any, y: Any, batch_size: int, max_batches: int = 8) -> float:
@@ -222,7 +213,10 @@ def main() -> None:
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
-    from pipeline.config.schema import conf_dir
+    from pipeline.config.compose import register_schema
+    from pipeline.config.schema import RunConfig, conf_dir
+
+    register_schema(RunConfig)  # conf/run.yaml's lr and seed
 
     @hydra.main(config_path=str(conf_dir()), config_name="run", version_base="1.3")
     def app(cfg: DictConfig) -> None:
@@ -251,7 +245,9 @@ def main() -> None:
     app()
 
 
-def run_single(study: Any, optimizer: str, schedule: str, seed: int, lr: float, results: Path = Path("results")) -> Path:
+def run_single(
+    study: Any, optimizer: str, schedule: str, seed: int, lr: float, results: Path = Path(RESULTS_DIR)
+) -> Path:
     """Train one run of a study into the same folder the workflow uses; returns the folder."""
     from pipeline.config.rates import run_dir
     from pipeline.training.data import arrays_digest, build_dataset
