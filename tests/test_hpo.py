@@ -199,10 +199,10 @@ def test_errors_are_recorded_and_the_search_goes_on(study, fake_training, tiny_d
     frame = hpo_summary.summarise_search(spec)
     assert list(frame["state"]) == ["fail", "complete", "complete", "complete"]
     assert math.isnan(frame["best_val_loss"][0]) and frame["fail_reason"][0].startswith("error")
-    # A systematic error stops the search (HpoError) instead of looping for ever.
+    # A systematic error stops the search (SearchError) instead of looping for ever.
     fake_training["fail_for"].add("all")
     spec = {**spec, "trials": 6}
-    with pytest.raises(hpo_storage.HpoError, match="failed with errors"):
+    with pytest.raises(hpo_storage.SearchError, match="failed with errors"):
         hpo.run_worker(spec, tiny_data, worker=0)
     assert sum(t.state.name == "FAIL" for t in journal_trials(spec)) == 6
 
@@ -228,7 +228,7 @@ def test_stale_running_trials_are_reaped_live_ones_kept(study, fake_training, ti
     # The budget counts the live RUNNING trial: 3 more trials complete 4 counted ones.
     assert len(ran) == 3 and states[3:] == ["COMPLETE"] * 3
     assert not (heartbeats / "w1-gone").exists()
-    with pytest.raises(hpo_storage.HpoError, match="other search settings"):
+    with pytest.raises(hpo_storage.SearchError, match="other search settings"):
         hpo_storage.open_study({**spec, "lr_max": 0.5})
 
 

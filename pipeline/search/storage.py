@@ -45,7 +45,7 @@ HEARTBEAT_SECONDS = 10.0
 STALE_AFTER_SECONDS = 300.0
 
 
-class HpoError(RuntimeError):
+class SearchError(RuntimeError):
     """A search that cannot go on (a changed spec over an existing journal, errors at budget)."""
 
 
@@ -88,7 +88,7 @@ def open_study(
     """Create or load the search's Optuna study (also how tests enqueue trials).
 
     The first opener records the spec's hash (and, from a worker, the data's digest) as study
-    user attributes; a later opener with a different one raises :class:`HpoError`, since
+    user attributes; a later opener with a different one raises :class:`SearchError`, since
     trials of another search space or other data must not fill this one's budget.
 
     ``storage`` is the search's journal storage (:func:`journal_storage`); a caller that
@@ -115,7 +115,7 @@ def open_study(
                 study.set_user_attr(key, value)
             elif attrs[key] != value:
                 what = "search settings" if key == "spec_hash" else "dataset"
-                raise HpoError(
+                raise SearchError(
                     f"{journal} was made with other {what} ({key} {attrs[key]} != {value}); "
                     f"delete {journal.parent} to start search {spec['search']!r} afresh"
                 )

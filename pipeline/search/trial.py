@@ -93,13 +93,13 @@ def train_trial(
     from pipeline.training.run import train_run
 
     params, run_config = sample_trial(trial, spec, digest)
-    callback = PruningCallback(trial)
+    pruning = PruningCallback(trial)
     divergence_factor = float(run_config["training"]["divergence_factor"])
     outcome: Dict[str, Any] = {}
 
-    def extra(summary: Dict[str, Any]) -> Dict[str, Any]:
+    def trial_fields(summary: Dict[str, Any]) -> Dict[str, Any]:
         # Called by train_run before it writes summary.json, so the folder records the state.
-        state, value = trial_outcome(summary, callback.pruned_epoch is not None, divergence_factor)
+        state, value = trial_outcome(summary, pruning.pruned_epoch is not None, divergence_factor)
         outcome.update(state=state, value=value)
         return {
             "trial": trial.number,
@@ -108,10 +108,10 @@ def train_trial(
             "search": spec["search"],
             "worker": int(worker),
             "params": params,
-            "pruned_epoch": callback.pruned_epoch,
+            "pruned_epoch": pruning.pruned_epoch,
         }
 
     summary = train_run(
-        run_config, arrays, trial_dir(spec, trial.number), device, callbacks=[callback], extra_summary=extra
+        run_config, arrays, trial_dir(spec, trial.number), device, callbacks=[pruning], extra_summary=trial_fields
     )
     return params, summary, outcome["state"], outcome["value"]

@@ -26,7 +26,7 @@ The budget
 
 Failures
     An exception in training is told FAIL and the worker goes on; a search whose errors reach
-    the budget stops with :class:`~pipeline.search.storage.HpoError` instead of looping on a
+    the budget stops with :class:`~pipeline.search.storage.SearchError` instead of looping on a
     systematic error.
 
 This module imports neither TensorFlow nor Optuna at import time.
@@ -48,7 +48,7 @@ from pipeline.search.spec import make_sampler, search_dir, worker_seed
 from pipeline.search.storage import (
     BudgetLock,
     Heartbeat,
-    HpoError,
+    SearchError,
     budget_counts,
     fail_trial,
     journal_storage,
@@ -105,7 +105,7 @@ def run_worker(
                 if counts["counted"] >= spec["trials"]:
                     break
                 if counts["errors"] >= spec["trials"]:
-                    raise HpoError(
+                    raise SearchError(
                         f"search {spec['search']!r}: {counts['errors']} trials failed with errors (the budget is "
                         f"{spec['trials']}); giving up. See the fail_reason of the FAIL trials in {journal}"
                     )
@@ -158,21 +158,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """``python -m pipeline.search worker|summary --spec '<json>' ...`` (the Snakemake jobs)."""
     parser = argparse.ArgumentParser(description="Optuna searches of the learning rate, as Snakemake jobs.")
     commands = parser.add_subparsers(dest="command", required=True)
-    worker = commands.add_parser("worker", help="train trials of one search until its budget is full")
-    worker.add_argument("--spec", required=True, help="the search's job spec as JSON (see hpo_job_spec)")
-    worker.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
-    worker.add_argument("--worker", required=True, type=int, help="this worker's index (0 .. workers-1)")
-    add_device_arguments(worker)
-    worker.add_argument("--done", required=True, type=Path, help="output: marker listing the trials this worker ran")
-    summary = commands.add_parser("summary", help="write the search's trials.csv")
-    summary.add_argument("--spec", required=True, help="the search's job spec as JSON")
-    summary.add_argument("--out", required=True, type=Path, help="output: trials.csv")
+    worker_command = commands.add_parser("worker", help="train trials of one search until its budget is full")
+    worker_command.add_argument("--spec", required=True, help="the search's job spec as JSON (see hpo_job_spec)")
+    worker_command.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
+    worker_command.add_argument("--worker", required=True, type=int, help="this worker's index (0 .. workers-1)")
+    add_device_arguments(worker_command)
+    worker_command.add_argument("--done", required=True, type=Path, help="output: marker listing the trials this worker ran")
+    summary_command = commands.add_parser("summary", help="write the search's trials.csv")
+    summary_command.add_argument("--spec", required=True, help="the search's job spec as JSON")
+    summary_command.add_argument("--out", required=True, type=Path, help="output: trials.csv")
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
     if args.command == "worker":
         try:
             ran = run_worker(spec, args.data, args.worker, args.threads, args.gpus)
-        except HpoError as error:
+        except SearchError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from None
         write_json_atomic(

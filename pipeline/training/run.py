@@ -151,7 +151,7 @@ def train_run(
         print(f"{out_dir}: resuming after epoch {len(recorder.rows)} of {training['epochs']}", flush=True)
     start_epoch = len(recorder.rows)
     if recorder.diverged_epoch is None and start_epoch < training["epochs"]:
-        batches, shuffle = epoch_batches(x_train, y_train, training["batch_size"], training["seed"])
+        batches, epoch_shuffle = epoch_batches(x_train, y_train, training["batch_size"], training["seed"])
         state_savers = []
         if resumable:
             meta = {"config_hash": run_hash, "reference_loss": reference_loss}
@@ -164,7 +164,7 @@ def train_run(
             validation_batch_size=training["batch_size"],
             shuffle=False,  # the batches are already shuffled, by (seed, epoch)
             verbose=0,
-            callbacks=[shuffle, recorder, *callbacks, *state_savers],
+            callbacks=[epoch_shuffle, recorder, *callbacks, *state_savers],
         )
     summary = summarise(recorder.rows, recorder.diverged_epoch)
     summary.update(
