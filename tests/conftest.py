@@ -12,8 +12,9 @@ TensorFlow or Keras or starts a process that does; ``slow`` on the end-to-end te
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import pytest
@@ -24,6 +25,32 @@ from pipeline.training.data import build_dataset, save_npz
 
 #: The study of a test module without a ``STUDY`` of its own.
 SMOKE = "study=smoke"
+
+
+def marked_tf_as_a_whole(path: Path) -> bool:
+    """Whether the test module sets ``pytestmark`` to ``pytest.mark.tf`` (alone or in a list)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(target, ast.Name) and target.id == "pytestmark" for target in node.targets):
+            marks = node.value.elts if isinstance(node.value, (ast.List, ast.Tuple)) else [node.value]
+            return any(ast.unparse(mark) == "pytest.mark.tf" for mark in marks)
+    return False
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> Optional[bool]:
+    """Leave out, unimported, a module marked ``tf`` as a whole when ``-m`` deselects ``tf``.
+
+    Importing such a module imports Keras (seconds) only for its tests to be deselected. The
+    rule applies only where that is certain: ``-m`` is a conjunction (no ``or``, no
+    parentheses) with ``not tf`` as one of its terms.
+    """
+    expression = config.getoption("markexpr") or ""
+    if "(" in expression or "or" in expression.split():
+        return None
+    if "not tf" not in (term.strip() for term in expression.split(" and ")):
+        return None
+    if collection_path.suffix == ".py" and collection_path.name.startswith("test_") and marked_tf_as_a_whole(collection_path):
+        return True
+    return None
 
 
 @pytest.fixture(scope="module")
