@@ -7,18 +7,14 @@ everything else ``float64``) and one writer that writes the bytes the pipeline h
 written. The run status and the trial state, the two words of the tables that code compares
 against, are the enums :class:`RunStatus` and :class:`TrialState`.
 
-=================  ===============================================  =============================
-schema             file                                             written by
-=================  ===============================================  =============================
-:data:`HISTORY`    ``runs/<...>/history.csv`` (one row per epoch)   ``pipeline.training.run``
-:data:`RUNS`       ``runs.csv`` (one row per run)                   ``pipeline.analysis``
-:data:`CURVES`     ``curves.csv`` (one row per run and epoch)       ``pipeline.analysis``
-:data:`BEST`       ``best.csv`` (one row per optimizer × schedule)  ``pipeline.analysis``
-:data:`TRIALS`     ``hpo/<search>/trials.csv`` (one row per trial)  ``pipeline.search``
-:data:`FINDER`     ``finder/<optimizer>/finder.csv`` (range test)   ``pipeline.finder``
-:data:`FINDER_VS_GRID`  ``finder_vs_grid.csv``                      ``pipeline.analysis.finder_vs_grid``
-:data:`METHODS`    ``methods.csv``                                  ``pipeline.analysis.methods``
-=================  ===============================================  =============================
+- :data:`HISTORY`: ``runs/<...>/history.csv``, one row per epoch (``pipeline.training.run``);
+- :data:`RUNS`, :data:`CURVES`, :data:`BEST`: ``runs.csv`` (one row per run), ``curves.csv``
+  (one row per run and epoch) and ``best.csv`` (one row per optimizer × schedule), by
+  ``pipeline.analysis``;
+- :data:`TRIALS`: ``hpo/<search>/trials.csv``, one row per trial (``pipeline.search``);
+- :data:`FINDER`: ``finder/<optimizer>/finder.csv``, the range test's curves (``pipeline.finder``);
+- :data:`FINDER_VS_GRID`: ``finder_vs_grid.csv`` (``pipeline.analysis.finder_vs_grid``);
+- :data:`METHODS`: ``methods.csv`` (``pipeline.analysis.methods``).
 
 The bottom layer of the package: pandas, NumPy and the standard library only.
 """
