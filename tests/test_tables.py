@@ -29,7 +29,6 @@ from pipeline.tables import (
     RUNS,
     SCHEMAS,
     STR,
-    TRIALS,
     RunStatus,
     TableSchema,
     TrialState,
