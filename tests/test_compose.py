@@ -30,6 +30,7 @@ def test_default_study_is_the_documented_one():
     assert study.settings.seeds == [0, 1]
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("optimizer", options("optimizer"))
 def test_every_optimizer_option_composes_and_builds(optimizer):
     keras = pytest.importorskip("keras")
@@ -44,6 +45,7 @@ def test_every_optimizer_option_composes_and_builds(optimizer):
         assert built.momentum == 0.9
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("schedule", options("schedule"))
 def test_every_schedule_option_composes_and_builds(schedule):
     from pipeline.training.schedules import build_schedule
@@ -53,6 +55,7 @@ def test_every_schedule_option_composes_and_builds(schedule):
     assert 0 <= float(built(3)) <= 0.1 * (1 + 1e-6)  # float32
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("model", options("model"))
 @pytest.mark.parametrize("dataset", [option for option in options("dataset") if option != "npz"])
 def test_every_model_and_dataset_option_builds(model, dataset):

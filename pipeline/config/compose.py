@@ -115,17 +115,17 @@ def describe_hydra_error(error: Exception) -> str:
             paragraphs.append(f"{lines[0]} {', '.join(lines[1:])}")
         else:
             paragraphs.extend(lines)
-    text = " ".join(paragraph if paragraph.endswith((".", ":")) else paragraph + "." for paragraph in paragraphs)
+    text = ". ".join(paragraph.rstrip(".") for paragraph in paragraphs)
     group = _missing_group(error)
     if group is not None and "Available options" not in text:
-        text += f" Available options in '{group}': {', '.join(group_options(group))}"
+        text += f". Available options in '{group}': {', '.join(group_options(group))}"
     cause = _omegaconf_cause(error)
     if cause is not None:
         if isinstance(cause, ValidationError):
-            text = f"{text.rstrip('.')}: {str(cause).splitlines()[0]}."
+            text = f"{text}: {str(cause).splitlines()[0]}"
         valid = valid_keys_at(str(cause.full_key))
         if valid:
-            text += f" Valid keys there: {', '.join(valid)}"
+            text += f". Valid keys there: {', '.join(valid)}"
     return text
 
 

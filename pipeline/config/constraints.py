@@ -102,9 +102,10 @@ class Interval(Constraint):
         return f"{text} {self.note}" if self.note else text
 
     def invalid_example(self) -> Any:
-        if self.low is not None:
-            return self.low - 1 if self.integer else (self.low if self.closed in ("right", "neither") else self.low - 0.5)
-        return self.high + 1  # type: ignore[operator]
+        step = 1 if self.integer else 0.5
+        if self.high is not None:
+            return self.high if self.closed in ("left", "neither") else self.high + step
+        return self.low if self.closed in ("right", "neither") else self.low - step  # type: ignore[operator]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,196 @@
+"""The schema's field constraints and defaults: every rule rejects what it should with a message
+naming the key and the value, and every shipped option states only what it changes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterator, List, Tuple
+
+import pytest
+import yaml
+
+from pipeline.config.compose import compose_study, group_options, valid_keys_at
+from pipeline.config.constraints import Choices, Constraint, Interval, Items, field_constraints
+from pipeline.config.schema import (
+    CONF_DIR,
+    SCHEDULE_TYPES,
+    DiagnosisConfig,
+    FinderConfig,
+    GridConfig,
+    HpoConfig,
+    OptimizerConfig,
+    ScheduleConfig,
+    StudyConfig,
+    StudyConfigError,
+)
+from pipeline.config.validation import check_optimizer, check_schedule, check_section
+
+#: The sections a study validates field by field, with the key prefix of their messages.
+SECTIONS = {"study": StudyConfig, "study.grid": GridConfig, "finder": FinderConfig, "hpo": HpoConfig, "diagnosis": DiagnosisConfig}
+
+
+def cases() -> Iterator[Tuple[str, str, Constraint]]:
+    """Every constraint of every section field: (prefix, field, constraint)."""
+    for prefix, schema in SECTIONS.items():
+        for name, constraints in field_constraints(schema):
+            for constraint in constraints:
+                yield prefix, name, constraint
+
+
+CASES = list(cases())
+
+
+def expected_fragments(key: str, value: Any, constraint: Constraint) -> List[str]:
+    """What the message must hold: the key, the value received, the valid choices."""
+    fragments = [key]
+    rule = constraint.rule if isinstance(constraint, Items) else constraint
+    if isinstance(constraint, Items):
+        fragments.append(repr(next(item for item in value if not rule.accepts(item))))
+    elif value != []:
+        fragments.append(repr(value))
+    if isinstance(rule, Choices) and not rule.wants:
+        fragments.append("valid: " + ", ".join(str(choice) for choice in rule.values))
+    return fragments
+
+
+@pytest.mark.parametrize("prefix,name,constraint", CASES, ids=[f"{prefix}.{name}:{type(c).__name__}" for prefix, name, c in CASES])
+def test_each_constraint_rejects_its_invalid_example_naming_key_and_value(prefix: str, name: str, constraint: Constraint) -> None:
+    section = SECTIONS[prefix]()
+    value = constraint.invalid_example()
+    assert not constraint.accepts(value)
+    setattr(section, name, value)
+    with pytest.raises(StudyConfigError) as error:
+        check_section(section, prefix)
+    message = str(error.value)
+    # The field's first failing rule reports; either way the message names the key and the value.
+    assert f"{prefix}.{name}" in message
+    reporting = next(rule for rule in dict(field_constraints(type(section)))[name] if not rule.accepts(value))
+    for fragment in expected_fragments(f"{prefix}.{name}", value, reporting):
+        assert fragment in message, (fragment, message)
+
+
+@pytest.mark.parametrize("prefix,schema", SECTIONS.items())
+def test_the_defaults_pass_every_constraint(prefix: str, schema: type) -> None:
+    check_section(schema(), prefix)
+
+
+# Knobs of the plug-ins are checked per option; a knob is checked only by a type that has it.
+KNOB_CASES = [
+    (schema, name, constraint)
+    for schema in (OptimizerConfig, ScheduleConfig)
+    for name, constraints in field_constraints(schema)
+    if name != "type"
+    for constraint in constraints
+]
+
+
+def _type_with(schema: type, knob: str) -> str:
+    if schema is ScheduleConfig:
+        return next(kind for kind, knobs in SCHEDULE_TYPES.items() if knob in knobs)
+    from pipeline.config.schema import COMMON_OPTIMIZER_KNOBS, OPTIMIZER_TYPES
+
+    return next(kind for kind, (_, knobs) in OPTIMIZER_TYPES.items() if knob in knobs or knob in COMMON_OPTIMIZER_KNOBS)
+
+
+@pytest.mark.parametrize("schema,name,constraint", KNOB_CASES, ids=[f"{s.__name__}.{n}" for s, n, _ in KNOB_CASES])
+def test_each_knob_constraint_rejects_its_invalid_example(schema: type, name: str, constraint: Constraint) -> None:
+    value = constraint.invalid_example()
+    options = {"type": _type_with(schema, name), name: value}
+    with pytest.raises(StudyConfigError) as error:
+        if schema is ScheduleConfig:
+            check_schedule("mine", options, epochs=100)
+        else:
+            check_optimizer("mine", options)
+    group = "schedule" if schema is ScheduleConfig else "optimizer"
+    assert f"{group}.mine.{name}={value!r}" in str(error.value)
+
+
+@pytest.mark.parametrize("schema", [OptimizerConfig, ScheduleConfig])
+def test_an_unknown_type_lists_the_valid_ones(schema: type) -> None:
+    rule = dict(field_constraints(schema))["type"][0]
+    assert isinstance(rule, Choices)
+    with pytest.raises(StudyConfigError, match=r"\.mine\.type='spline'.*valid: " + ", ".join(rule.values)):
+        (check_schedule if schema is ScheduleConfig else check_optimizer)("mine", {"type": "spline"}, *([5] if schema is ScheduleConfig else []))
+
+
+def test_interval_messages() -> None:
+    assert Interval(0, closed="neither", noun="a rate").message("k", 0.0) == "k=0.0 must be a rate > 0"
+    assert Interval(0, 1, closed="left").message("k", 1.5) == "k=1.5 must be in [0, 1)"
+    assert Interval(1, integer=True).message("k", 0) == "k=0 must be an integer >= 1"
+    assert not Interval(1, integer=True).accepts(True) and not Interval(1, integer=True).accepts(2.0)
+    assert not Interval(0, closed="neither").accepts(float("inf")) and Interval(1, closed="neither", finite=False).accepts(float("inf"))
+    assert not Interval(0).accepts(float("nan"))
+
+
+# --- every shipped option of every group composes, and states only what it changes ----------
+
+GROUPS = sorted(path.name for path in CONF_DIR.iterdir() if path.is_dir())
+
+
+def shipped_options() -> Iterator[Tuple[str, str]]:
+    for group in GROUPS:
+        for option in group_options(group):
+            yield group, option
+
+
+@pytest.mark.parametrize("group,option", list(shipped_options()))
+def test_every_shipped_option_composes_against_the_schema(group: str, option: str, tmp_path: Path) -> None:
+    overrides = [f"{group}={option}"]
+    if (group, option) == ("dataset", "npz"):
+        data = tmp_path / "mine.npz"
+        data.write_bytes(b"")  # composition checks only that the file exists
+        overrides.append(f"dataset.path={data}")
+    study = compose_study(overrides)
+    document = study.as_dict()
+    for section, schema in (("study", StudyConfig), ("diagnosis", DiagnosisConfig), ("finder", FinderConfig), ("hpo", HpoConfig)):
+        assert set(document[section]) == {item.name for item in dataclasses.fields(schema)}
+
+
+def _option_body(group: str, option: str) -> dict:
+    body = yaml.safe_load((CONF_DIR / group / f"{option}.yaml").read_text()) or {}
+    body.pop("defaults", None)
+    return body
+
+
+SCHEMA_GROUPS = {"diagnosis": DiagnosisConfig, "finder": FinderConfig, "hpo": HpoConfig}
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, o in shipped_options() if g in (*SCHEMA_GROUPS, "schedule", "study")])
+def test_shipped_options_state_only_what_they_change(group: str, option: str) -> None:
+    """A default lives in the schema: an option that repeats one would be a second source."""
+    body = _option_body(group, option)
+    if group == "schedule":
+        for name, knobs in body.items():
+            defaults = SCHEDULE_TYPES[knobs["type"]]
+            repeated = {key for key, value in knobs.items() if key != "type" and defaults.get(key) == value}
+            assert not repeated, f"conf/schedule/{option}.yaml repeats the defaults of {sorted(repeated)}"
+        return
+    if group == "study":
+        body = body.get("study", body)  # presets are global packages
+        schema: Any = StudyConfig
+    else:
+        schema = SCHEMA_GROUPS[group]
+    defaults = dataclasses.asdict(schema())
+    repeated = {key for key, value in body.items() if key in defaults and defaults[key] == value and key != "name"}
+    assert not repeated, f"conf/{group}/{option}.yaml repeats the defaults of {sorted(repeated)}"
+
+
+@pytest.mark.parametrize(
+    "full_key,expected",
+    [
+        ("study.epoch", "epochs"),
+        ("study.grid.mod", "mode"),
+        ("schedule.step", "every_epochs"),
+        ("schedule.step.factr", "factor"),
+        ("optimizer.momentum.nesterov", "initial_accumulator_value"),
+        ("hpo.sampler", "samplers"),
+    ],
+)
+def test_valid_keys_are_read_from_the_schema(full_key: str, expected: str) -> None:
+    assert expected in valid_keys_at(full_key)
+
+
+def test_free_form_options_have_no_key_list() -> None:
+    assert valid_keys_at("model.hidden_unitz") == []
+    assert valid_keys_at("nowhere.at.all") == []
