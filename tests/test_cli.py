@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.cli import snakemake_command, split_arguments
+from factories import REPO
 
-REPO = Path(__file__).resolve().parent.parent
+from pipeline.cli import snakemake_command, split_arguments
 
 
 def lrstudy(cwd: Path, *arguments: str) -> subprocess.CompletedProcess:

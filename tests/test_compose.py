@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import REPO
 
 from pipeline.config.compose import compose_study, format_overrides, parse_overrides
 from pipeline.config.schema import CONF_DIR, StudyConfigError, config_hash
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def options(group: str) -> list[str]:

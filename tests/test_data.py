@@ -11,6 +11,7 @@ from typing import Dict
 
 import numpy as np
 import pytest
+from factories import REPO
 
 import pipeline.training.data as data
 from pipeline.training.data import (
@@ -24,7 +25,6 @@ from pipeline.training.data import (
     save_npz,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 DIGITS_TOTAL = 1797
 
 

@@ -16,6 +16,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pandas as pd
 import pytest
+from factories import REPO
 
 from pipeline.config.schema import FinderConfig
 from pipeline.config.rates import round_significant
@@ -35,7 +36,6 @@ from pipeline.finder.suggest import (
     summarise_suggestions,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 SETTINGS = FinderConfig(skip_start=10, skip_end=5, min_drop=0.05)
 # 200 rates over 1e-7 .. 10, 25 per decade: the default ramp.
 LOG_LR = np.linspace(-7.0, 1.0, 200)

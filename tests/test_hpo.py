@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 import pytest
+from factories import REPO
 
 from pipeline.search import worker as hpo
 from pipeline.search import spec as hpo_spec
@@ -25,7 +26,6 @@ from pipeline.config.compose import compose_study
 from pipeline.tables import TRIALS, TrialState
 from pipeline.training.data import save_npz
 
-REPO = Path(__file__).resolve().parent.parent
 SMOKE = "study=smoke hpo=tpe hpo.trials=6 hpo.workers=2 study.epochs=3 optimizer=[adam] schedule=[constant]"
 #: The study of the conftest's ``study`` and ``data_file`` fixtures.
 STUDY = SMOKE

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from factories import REPO
 
 from pipeline.training.cohort import cohort_spec
 from pipeline.config.compose import compose_study
@@ -23,7 +24,6 @@ from pipeline.training.resume import STATE_FILE, epoch_batches, load_state, save
 from pipeline.training.device import configure_tensorflow
 from pipeline.training.run import train_run
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.tf
 
 

@@ -24,12 +24,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from factories import REPO
 
 from pipeline.training.resume import STATE_FILE, saved_epochs
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm, pytest.mark.tf]
 
-REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "local_slurm.sh"
 # Not the script's default (/run/lrstudy-slurm): a cluster started by hand is left alone (the
 # start then fails on its ports, clearly), and one left by a killed test run is stopped by the next.

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from factories import REPO
 
 from pipeline.training.cohort import cohort_spec
 from pipeline.config.schema import config_hash
@@ -20,7 +21,6 @@ from pipeline.training.data import save_npz
 from pipeline.tables import HISTORY_COLUMNS
 from pipeline.training.run import is_complete, summarise, train_run
 
-REPO = Path(__file__).resolve().parent.parent
 #: The study of the conftest's ``study`` and ``arrays`` fixtures.
 STUDY = "study=smoke study.epochs=3 schedule=[constant,cosine] optimizer=[adam,momentum]"
 

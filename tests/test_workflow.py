@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from factories import REPO
 
 from pipeline.config.compose import compose_study
 from pipeline.config.rates import run_dir
 from pipeline.figures.registry import study_figures
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 
