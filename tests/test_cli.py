@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from factories import REPO
-
 from pipeline.cli import snakemake_command, split_arguments
 
 
