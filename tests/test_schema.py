@@ -194,3 +194,20 @@ def test_valid_keys_are_read_from_the_schema(full_key: str, expected: str) -> No
 def test_free_form_options_have_no_key_list() -> None:
     assert valid_keys_at("model.hidden_unitz") == []
     assert valid_keys_at("nowhere.at.all") == []
+
+
+def test_an_option_written_as_a_plain_mapping_still_composes_with_converted_values() -> None:
+    """A user's option may state its type instead of naming the type's schema in a defaults list."""
+    study = compose_study(["schedule=[constant]", "+schedule.mine.type=cosine", "+schedule.mine.alpha=0"])
+    assert study.schedules["mine"] == {"type": "cosine", "alpha": 0.0}
+    assert isinstance(study.schedules["mine"]["alpha"], float)
+
+
+def test_a_schedule_option_shows_its_type_defaults_and_takes_overrides_without_plus() -> None:
+    from pipeline.config.compose import compose_config
+
+    cfg = compose_config(["schedule=[warmup_cosine,step]", "schedule.step.factor=0.3"])
+    assert dict(cfg.schedule.warmup_cosine) == {"type": "warmup_cosine", **SCHEDULE_TYPES["warmup_cosine"]}
+    assert cfg.schedule.step.factor == 0.3
+    with pytest.raises(StudyConfigError, match=r"schedule.step.alpha.*Valid keys there: type, every_epochs, factor$"):
+        compose_config(["schedule=[step]", "schedule.step.alpha=0.1"])

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Type, Union
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from pipeline.config.schema import OPTION_SCHEMA, Config, Study, StudyConfigError, conf_dir
+from pipeline.config.schema import OPTION_SCHEMA, SCHEDULE_TYPES, Config, Study, StudyConfigError, conf_dir, schedule_type_schema
 from pipeline.config.validation import check_schedule, check_target, validate_config
 
 # The entry points of this module, with the checks other stages call on their own.
@@ -79,14 +79,19 @@ def format_overrides(overrides: Sequence[str]) -> str:
 
 
 def register_schema(schema: Type[Config] = Config) -> None:
-    """Register the structured schema that ``conf/config.yaml`` composes onto.
+    """Register the structured schemas that ``conf/`` composes onto: the study's (``schema``)
+    and each schedule type's (``schedule/type/<type>``, which a schedule option names in its
+    defaults list).
 
     Call it before Hydra composes (``compose_config`` does; the Hydra apps call it before
     ``hydra.main`` runs). The single-run app registers its subclass with ``lr`` and ``seed``.
     """
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name=SCHEMA_NAME, node=schema)
+    store = ConfigStore.instance()
+    store.store(name=SCHEMA_NAME, node=schema)
+    for kind in SCHEDULE_TYPES:
+        store.store(group="schedule/type", name=kind, node=schedule_type_schema(kind))
 
 
 def compose_config(overrides: Sequence[str], config_name: str = "config") -> DictConfig:
@@ -123,7 +128,8 @@ def describe_hydra_error(error: Exception) -> str:
     if cause is not None:
         if isinstance(cause, ValidationError):
             text = f"{text}: {str(cause).splitlines()[0]}"
-        valid = valid_keys_at(str(cause.full_key))
+        owner = cause.object_type
+        valid = [item.name for item in dataclasses.fields(owner)] if dataclasses.is_dataclass(owner) else valid_keys_at(str(cause.full_key))
         if valid:
             text += f". Valid keys there: {', '.join(valid)}"
     return text

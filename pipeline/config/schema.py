@@ -156,6 +156,17 @@ class ScheduleConfig:
     warmup_fraction: Optional[float] = constrained(None, UNIT_OPEN)
 
 
+def schedule_type_schema(kind: str) -> type:
+    """The structured config of one schedule type: ``type`` and the type's knobs with their
+    defaults from ``SCHEDULE_TYPES`` (the options in ``conf/schedule/`` compose onto it)."""
+    hints = {item.name: item.type for item in dataclasses.fields(ScheduleConfig)}
+    knobs = [(knob, hints[knob], field(default=default)) for knob, default in SCHEDULE_TYPES[kind].items()]
+    name = "".join(part.capitalize() for part in kind.split("_")) + "Schedule"
+    schema = dataclasses.make_dataclass(name, [("type", str, field(default=kind)), *knobs])
+    schema.__module__ = __name__
+    return schema
+
+
 def _fixed_bounds(grid: "GridConfig") -> bool:
     return grid.mode == "fixed" and grid.values is None
 
@@ -339,16 +350,19 @@ class Config:
     schema (registered as ``schema`` by :func:`pipeline.config.compose.register_schema`), so
     every default above is the one default and the YAML options state only what they change.
 
-    Dataset and model options are free-form (their ``_target_``'s signature checks them);
-    optimizer options are checked per type in :func:`pipeline.config.validation.check_optimizer`
-    (typed here, every optimizer would print every knob of every type).
+    Dataset and model options are free-form (their ``_target_``'s signature checks them).
+    Optimizer and schedule options are checked per type by :mod:`pipeline.config.validation`
+    (typed here with one dataclass for all types, every option would carry every knob of every
+    type); a schedule option composes onto its type's schema (:func:`schedule_type_schema`),
+    so that its knobs show their defaults and can be overridden without ``+``.
     """
 
     dataset: Dict[str, Any] = MISSING
     model: Dict[str, Any] = MISSING
-    #: Each value is checked as an ``OptimizerConfig`` (``OPTION_SCHEMA``) by validation.
+    #: Each value is checked as an ``OptimizerConfig`` / ``ScheduleConfig`` (``OPTION_SCHEMA``)
+    #: by validation.
     optimizer: Dict[str, Any] = field(default=MISSING, metadata={OPTION_SCHEMA: OptimizerConfig})
-    schedule: Dict[str, ScheduleConfig] = MISSING
+    schedule: Dict[str, Any] = field(default=MISSING, metadata={OPTION_SCHEMA: ScheduleConfig})
     study: StudyConfig = field(default_factory=StudyConfig)
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     finder: FinderConfig = field(default_factory=FinderConfig)

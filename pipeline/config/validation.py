@@ -123,7 +123,8 @@ def _typed(group: str, name: str, schema: type, options: Mapping[str, Any]) -> A
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), dict(options)))
     except OmegaConfBaseException as error:
         key = f"{group}.{name}.{error.full_key}" if getattr(error, "full_key", None) else f"{group}.{name}"
-        raise StudyConfigError(f"invalid value at '{key}': {str(error).splitlines()[0]}") from error
+        valid = ", ".join(item.name for item in dataclasses.fields(schema))
+        raise StudyConfigError(f"invalid value at '{key}': {str(error).splitlines()[0]}; valid keys there: {valid}") from error
 
 
 def check_optimizer(name: str, options: Mapping[str, Any]) -> Dict[str, Any]:
@@ -225,7 +226,8 @@ def validate_config(config: Config, overrides: Sequence[str] = ()) -> Study:
     schedules = {}
     for name, options in config.schedule.items():
         check_value("schedule", name, (NAME,))
-        schedules[name] = check_schedule(name, dataclasses.asdict(options), settings.epochs)
+        typed = _typed("schedule", name, ScheduleConfig, options)  # values converted as before
+        schedules[name] = check_schedule(name, dataclasses.asdict(typed), settings.epochs)
     hpo = check_section(config.hpo, "hpo")
     search_names_are_study_options(hpo, optimizers, schedules)
     grid = settings.grid
