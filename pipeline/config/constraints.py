@@ -15,11 +15,12 @@ fields are named functions beside the schema that uses them. Pure Python.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Tuple
 
 from pipeline.config.errors import StudyConfigError
 
@@ -33,21 +34,24 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-class Constraint:
-    """One rule on one value: ``accepts`` tells whether it holds, ``phrase`` what it wants."""
+class Constraint(abc.ABC):
+    """One rule on one value: ``accepts`` tells whether it holds, ``describe`` what it wants."""
 
-    phrase: str = ""
+    @abc.abstractmethod
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` satisfies the rule."""
 
-    def accepts(self, value: Any) -> bool:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """What the rule wants, as the end of a sentence about the value ("must be > 0")."""
+
+    @abc.abstractmethod
+    def invalid_example(self) -> Any:
+        """A value this rule rejects (the negative tests are derived from it)."""
 
     def message(self, key: str, value: Any) -> str:
         """The error message: the key, the value received and what the rule wants."""
-        return f"{key}={value!r} {self.phrase}"
-
-    def invalid_example(self) -> Any:
-        """A value this rule rejects (the negative tests are derived from it)."""
-        raise NotImplementedError
+        return f"{key}={value!r} {self.describe()}"
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class Interval(Constraint):
 
     low: Optional[float] = None
     high: Optional[float] = None
-    closed: str = "left"
+    closed: Literal["both", "left", "right", "neither"] = "left"
     integer: bool = False
     noun: str = ""
     note: str = ""
@@ -86,8 +90,7 @@ class Interval(Constraint):
             return False
         return True
 
-    @property
-    def phrase(self) -> str:  # type: ignore[override]
+    def describe(self) -> str:
         if self.low is not None and self.high is not None:
             left = "[" if self.closed in ("both", "left") else "("
             right = "]" if self.closed in ("both", "right") else ")"
@@ -125,8 +128,7 @@ class Choices(Constraint):
     def accepts(self, value: Any) -> bool:
         return value in self.values
 
-    @property
-    def phrase(self) -> str:  # type: ignore[override]
+    def describe(self) -> str:
         if self.wants:
             return f"must be {self.wants}"
         return f"is not a {self.noun}; valid: {', '.join(str(choice) for choice in self.values)}"
@@ -147,8 +149,7 @@ class Matches(Constraint):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, str) and value not in self.excluded and re.fullmatch(self.pattern, value) is not None
 
-    @property
-    def phrase(self) -> str:  # type: ignore[override]
+    def describe(self) -> str:
         return self.wants
 
     def invalid_example(self) -> Any:
@@ -164,6 +165,9 @@ class NonEmpty(Constraint):
     def accepts(self, value: Any) -> bool:
         return len(value) > 0
 
+    def describe(self) -> str:
+        return f"is empty: {self.hint}"
+
     def message(self, key: str, value: Any) -> str:
         return f"{key} is empty: {self.hint}"
 
@@ -175,10 +179,11 @@ class NonEmpty(Constraint):
 class Unique(Constraint):
     """A list without repeated items."""
 
-    phrase: str = "has duplicates"
-
     def accepts(self, value: Any) -> bool:
         return len(set(value)) == len(value)
+
+    def describe(self) -> str:
+        return "has duplicates"
 
     def invalid_example(self) -> Any:
         return ["a", "a"]
@@ -193,9 +198,12 @@ class Items(Constraint):
     def accepts(self, value: Any) -> bool:
         return all(self.rule.accepts(item) for item in value)
 
+    def describe(self) -> str:
+        return f"has an item that {self.rule.describe()}"
+
     def message(self, key: str, value: Any) -> str:
         bad = next(item for item in value if not self.rule.accepts(item))
-        return f"{key} contains {bad!r}, which {self.rule.phrase}"
+        return f"{key} contains {bad!r}, which {self.rule.describe()}"
 
     def invalid_example(self) -> Any:
         return [self.rule.invalid_example()]
@@ -215,8 +223,7 @@ class Satisfies(Constraint):
         except (TypeError, ValueError):
             return False
 
-    @property
-    def phrase(self) -> str:  # type: ignore[override]
+    def describe(self) -> str:
         return f"must be {self.wants}"
 
     def invalid_example(self) -> Any:
