@@ -4,6 +4,7 @@ naming the key and the value, and every shipped option states only what it chang
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
@@ -211,3 +212,29 @@ def test_a_schedule_option_shows_its_type_defaults_and_takes_overrides_without_p
     assert cfg.schedule.step.factor == 0.3
     with pytest.raises(StudyConfigError, match=r"schedule.step.alpha.*Valid keys there: type, every_epochs, factor$"):
         compose_config(["schedule=[step]", "schedule.step.alpha=0.1"])
+
+
+# --- cross-field checks: each named check, with an input that breaks it ---------------------
+
+CROSS_CASES = {
+    "gpu_model_needs_a_gpu": ("study", StudyConfig(gpu_model="a100"), "study.gpu_model='a100' needs study.gpus=1"),
+    "grid_bounds_are_ordered": ("study", StudyConfig(grid=GridConfig(min=1.0, max=0.1)), "study.grid.min=1.0 must be smaller than study.grid.max=0.1"),
+    "early_best_before_late_best": ("diagnosis", DiagnosisConfig(early_best=0.8), "diagnosis.early_best=0.8 must be smaller than diagnosis.late_best=0.75"),
+    "finder_ramp_rises": ("finder", FinderConfig(start_lr=1.0, end_lr=0.1), "finder.start_lr=1.0 must be smaller than finder.end_lr=0.1"),
+    "finder_leaves_points_to_suggest_from": ("finder", FinderConfig(steps=17), "finder.steps=17 must exceed"),
+    "searches_have_pruners": ("hpo", HpoConfig(samplers=["tpe"], pruners=[]), "hpo.pruners is empty"),
+    "search_bounds_are_ordered": ("hpo", HpoConfig(lr_min=1.0, lr_max=1.0), "hpo.lr_min=1.0 must be smaller than hpo.lr_max=1.0"),
+}
+
+
+def test_every_cross_check_has_a_case() -> None:
+    from pipeline.config.validation import CROSS_CHECKS
+
+    assert {check.__name__ for checks in CROSS_CHECKS.values() for check in checks} == set(CROSS_CASES)
+
+
+@pytest.mark.parametrize("check", list(CROSS_CASES))
+def test_each_cross_check_names_both_keys(check: str) -> None:
+    prefix, section, message = CROSS_CASES[check]
+    with pytest.raises(StudyConfigError, match="^" + re.escape(message)):
+        check_section(section, prefix)
