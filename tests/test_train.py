@@ -150,3 +150,60 @@ def test_the_run_app_rejects_bad_input_naming_the_key(tmp_path):
         assert result.returncode != 0
         assert message in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+class ScriptedTrial:
+    """A search trial whose pruner says yes from the ``prune_from``-th report on."""
+
+    def __init__(self, prune_from: int) -> None:
+        self.prune_from = prune_from
+        self.reports: list = []
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((step, value))
+
+    def should_prune(self) -> bool:
+        return len(self.reports) >= self.prune_from
+
+
+@pytest.mark.tf
+def test_the_pruning_callback_reports_finite_losses_and_stops_only_before_the_last_epoch(arrays):
+    import keras
+
+    from pipeline.training.callbacks import PruningCallback
+
+    def callback_for(trial: ScriptedTrial, epochs: int) -> PruningCallback:
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.stop_training = False  # as fit sets it
+        callback = PruningCallback(trial)
+        callback.set_model(model)
+        callback.set_params({"epochs": epochs})
+        return callback
+
+    trial = ScriptedTrial(prune_from=2)
+    callback = callback_for(trial, epochs=3)
+    callback.on_epoch_end(0, {"val_loss": 1.5})
+    callback.on_epoch_end(1, {"val_loss": math.nan})  # not reported, not pruned
+    assert trial.reports == [(0, 1.5)] and callback.pruned_epoch is None and not callback.model.stop_training
+    callback.on_epoch_end(1, {"val_loss": 1.25})
+    assert trial.reports == [(0, 1.5), (1, 1.25)] and callback.pruned_epoch == 2 and callback.model.stop_training
+
+    last = callback_for(ScriptedTrial(prune_from=1), epochs=1)
+    last.on_epoch_end(0, {"val_loss": 1.0})  # reported, but a run trained to its end is complete
+    assert last.trial.reports == [(0, 1.0)] and last.pruned_epoch is None and not last.model.stop_training
+
+    diverged = callback_for(ScriptedTrial(prune_from=1), epochs=3)
+    diverged.model.stop_training = True  # the recorder stopped a diverging run
+    diverged.on_epoch_end(0, {"val_loss": 9.0})
+    assert diverged.trial.reports == [] and diverged.pruned_epoch is None
+
+
+def test_the_job_modules_import_neither_tensorflow_nor_keras_nor_optuna():
+    """TensorFlow reads its thread counts when first imported: the jobs' modules must not import
+    it (nor the Keras callbacks and schedules modules) before ``configure_tensorflow`` runs."""
+    modules = ["pipeline.training.run", "pipeline.training.resume", "pipeline.training.cohort", "pipeline.search.trial",
+               "pipeline.search.worker", "pipeline.finder.range_test"]  # fmt: skip
+    code = f"import sys\nfor name in {modules!r}: __import__(name)\nprint(sorted(set(sys.modules) & {{'tensorflow', 'keras', 'optuna'}}))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

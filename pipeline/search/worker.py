@@ -9,7 +9,7 @@ by ``hpo.workers`` parallel worker jobs (:func:`run_worker`). The parts, by mean
   spec, its hash, the sampler and pruner);
 - :mod:`pipeline.search.storage`: the journal, the budget lock, heartbeats and the reaping of
   stale trials;
-- :mod:`pipeline.search.trial`: one trial (sampling, the pruning callback, training, its state
+- :mod:`pipeline.search.trial`: one trial (sampling, training with a pruning callback, its state
   and value);
 - :mod:`pipeline.search.summary`: the search's ``trials.csv``.
 
