@@ -23,6 +23,15 @@ REPORT_FIGURES = study_figures(with_searches=bool(SEARCHES))
 REPORT_EXTRA = {"methods": f"{STUDY_DIR}/methods.csv"} if SEARCHES else {}
 
 
+def figure_options(figure):
+    """The command-line options of a figure's inputs, with the study's files."""
+    options = []
+    for kind in figure.inputs:
+        files = FIGURE_INPUT_FILES[kind]
+        options.append(" ".join([f"--{kind}", *([files] if isinstance(files, str) else files)]))
+    return " ".join(options)
+
+
 for figure in FIGURE_REGISTRY.values():
 
     rule:
@@ -37,15 +46,18 @@ for figure in FIGURE_REGISTRY.values():
                 category=category_label(figure.name),
             ),
             table=f"{STUDY_DIR}/figures/{figure.name}.csv",
+        params:
+            # Evaluated here, while `figure` is this rule's: the shell command itself is
+            # formatted when the job runs, after the loop has moved on.
+            figure=figure.name,
+            inputs=figure_options(figure),
         log:
             f"{STUDY_DIR}/logs/figures/{figure.name}.log",
         localrule: True
         conda:
             "../envs/pipeline.yaml"
         shell:
-            f"python -m pipeline.figures {figure.name} "
-            + "".join(f"--{kind} {{input.{kind}}} " for kind in figure.inputs)
-            + "--out {output.figure} > {log} 2>&1"
+            "python -m pipeline.figures {params.figure} {params.inputs} --out {output.figure} > {log} 2>&1"
 
 
 rule report_html:
