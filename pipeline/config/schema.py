@@ -195,6 +195,10 @@ class GridConfig:
     finder_decades: float = constrained(1.0, Interval(0, closed="neither"))
 
 
+#: The training engines (``study.engine``).
+ENGINES: tuple[str, ...] = ("population", "per_run")
+
+
 @dataclass
 class StudyConfig:
     """Study-wide settings: the grid, seeds, training length and the job split."""
@@ -209,8 +213,17 @@ class StudyConfig:
     )
     epochs: int = constrained(30, COUNT)
     batch_size: int = constrained(128, COUNT)
-    #: Runs per training job; 0 means the whole cohort (all rates) in one job.
+    #: How a training job trains its runs: ``population`` (all of them as one compiled program,
+    #: pipeline/training/population.py) or ``per_run`` (one ``model.fit`` after another).
+    engine: str = constrained("per_run", Choices(ENGINES, "training engine"))
+    #: per_run: runs per training job (rates of one optimizer x schedule x seed); 0 means the
+    #: whole cohort (all rates) in one job.
     cohort_size: int = constrained(0, Interval(0, integer=True, note="(0 = whole cohort per job)"))
+    #: population: runs per training job (any schedule, seed and rate of one optimizer).
+    population_size: int = constrained(54, COUNT)
+    #: population: the memory a job's models may take (MB, estimated from one member); a
+    #: population that needs more trains in several programs, one after another.
+    population_memory_mb: float = constrained(1500.0, POSITIVE)
     #: A run diverges when an epoch's loss is non-finite or exceeds this multiple of the loss
     #: the first epoch started from (the untrained model's loss).
     divergence_factor: float = constrained(4.0, Interval(1, closed="neither", finite=False))
@@ -436,7 +449,7 @@ def make_run_config(
     lr: float,
 ) -> Dict[str, Any]:
     """Assemble one run's configuration from validated parts."""
-    return {
+    run_config = {
         "study": settings.name,
         "dataset": dict(dataset),
         "model": dict(model),
@@ -457,6 +470,10 @@ def make_run_config(
             "batch_order": "stateless-shuffle(seed, epoch)",
         },
     }
+    if settings.engine == "population":
+        # Part of the hash: a folder trained by one engine is never resumed or skipped by the other.
+        run_config["training"]["engine"] = "population"
+    return run_config
 
 
 def config_hash(run_config: Dict[str, Any]) -> str:

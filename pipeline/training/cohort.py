@@ -7,7 +7,10 @@ skipped, so a re-run job, or a grid extended by a few rates, only trains what is
 run that was interrupted (job killed, node lost, SLURM requeue) resumes from its last
 completed epoch (:mod:`pipeline.training.resume`).
 
-The job ends by writing a manifest (the Snakemake output) listing its run folders.
+The job ends by writing a manifest (the Snakemake output) listing its run folders. A spec
+with ``"engine": "population"`` is a population part instead
+(:func:`pipeline.training.population.train_population_job`): the runs of one optimizer across
+schedules, seeds and rates, trained together as one compiled program.
 """
 
 from __future__ import annotations
@@ -67,13 +70,21 @@ def train_cohort(spec: Mapping[str, Any], data_file: Path, threads: int | None =
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the runs of one cohort part.")
-    parser.add_argument("--spec", required=True, help="cohort spec as JSON (see cohort_spec)")
+    parser = argparse.ArgumentParser(description="Train the runs of one training job: a cohort part or a population part.")
+    parser.add_argument(
+        "--spec", required=True, help="job spec as JSON (cohort_spec, or pipeline.training.population.population_spec)"
+    )
     parser.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
     add_device_arguments(parser)
     parser.add_argument("--manifest", required=True, type=Path, help="output: the list of run folders")
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
+    if spec.get("engine") == "population":
+        from pipeline.training.population import train_population_job
+
+        entries = train_population_job(spec, args.data, args.threads, args.gpus)
+        write_json_atomic(args.manifest, {"optimizer": spec["optimizer"], "engine": "population", "runs": entries})
+        return
     entries = train_cohort(spec, args.data, args.threads, args.gpus)
     write_json_atomic(args.manifest, {"optimizer": spec["optimizer"], "schedule": spec["schedule"], "seed": spec["seed"], "runs": entries})
 

@@ -103,9 +103,7 @@ def train_run(
     import keras
 
     from pipeline.config.schema import config_hash
-    from pipeline.config.studyfile import TRAINING_PACKAGES, package_versions
     from pipeline.training.data import num_classes
-    from pipeline.training.device import thread_settings
     from pipeline.training.models import build_model
     from pipeline.training.callbacks import EpochStateSaver, RunRecorder
     from pipeline.training.resume import STATE_FILE, epoch_batches, load_state, restore_state
@@ -166,30 +164,68 @@ def train_run(
             verbose=0,
             callbacks=[epoch_shuffle, recorder, *callbacks, *state_savers],
         )
-    summary = summarise(recorder.rows, recorder.diverged_epoch)
+    return finish_run(
+        run_config,
+        out_dir,
+        recorder.rows,
+        recorder.diverged_epoch,
+        reference_loss=reference_loss,
+        steps=int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        steps_per_epoch=steps_per_epoch,
+        seconds=seconds_before + time.perf_counter() - started,
+        resumed_from_epoch=start_epoch if state else None,
+        device=device,
+        extra_summary=extra_summary,
+    )
+
+
+def finish_run(
+    run_config: Mapping[str, Any],
+    out_dir: Path,
+    rows: List[Dict[str, float]],
+    diverged_epoch: Optional[int],
+    *,
+    reference_loss: float,
+    steps: int,
+    steps_per_epoch: int,
+    seconds: float,
+    resumed_from_epoch: Optional[int],
+    device: str,
+    extra_summary: Optional[Callable[[Dict[str, Any]], Mapping[str, Any]]] = None,
+) -> Dict[str, Any]:
+    """Write a trained run's folder (``history.csv``, ``config.yaml``, then ``summary.json``) and
+    remove its saved state; returns the summary. Both engines end a run here."""
+    from pipeline.config.schema import config_hash
+    from pipeline.config.studyfile import TRAINING_PACKAGES, package_versions
+    from pipeline.training.device import thread_settings
+    from pipeline.training.resume import STATE_FILE
+
+    training = run_config["training"]
+    out_dir = Path(out_dir)
+    summary = summarise(rows, diverged_epoch)
     summary.update(
         {
             "optimizer": run_config["optimizer"].get("name", run_config["optimizer"]["type"]),
             "schedule": run_config["schedule"].get("name", run_config["schedule"]["type"]),
             "lr": training["lr"],
             "seed": training["seed"],
-            "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+            "steps": steps,
             "steps_per_epoch": steps_per_epoch,
             "initial_loss": reference_loss,
-            "seconds": seconds_before + time.perf_counter() - started,
-            "resumed_from_epoch": start_epoch if state else None,
+            "seconds": seconds,
+            "resumed_from_epoch": resumed_from_epoch,
             "device": device,
             "threads": thread_settings(),
             "versions": package_versions(TRAINING_PACKAGES),
-            "config_hash": run_hash,
+            "config_hash": config_hash(dict(run_config)),
         }
     )
     if extra_summary is not None:
         summary.update(extra_summary(summary))
-    write_history(recorder.rows, out_dir / "history.csv")
+    write_history(rows, out_dir / "history.csv")
     write_yaml_atomic(out_dir / "config.yaml", dict(run_config))
     write_json_atomic(out_dir / "summary.json", summary)
-    state_path.unlink(missing_ok=True)
+    (out_dir / STATE_FILE).unlink(missing_ok=True)
     return summary
 
 

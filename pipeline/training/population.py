@@ -1,0 +1,499 @@
+"""The population engine: a training job's runs advance together, as one compiled program.
+
+A *population* is a set of runs (its *members*) that share the dataset, the model, the batch
+size, the number of epochs and the training switches, and differ in learning rate, seed
+(initial weights and batch order), schedule and optimizer settings. Each member is its own
+Keras model, compiled with its own Keras optimizer and learning-rate schedule, exactly as
+:func:`pipeline.training.run.train_run` builds a run. What changes is how they train: one
+``tf.function`` runs a whole epoch of every member, calling each member's own
+``Model.train_step`` (Keras' loss, gradient, optimizer update and metrics) on that member's own
+``(seed, epoch)`` batch, and a second one runs each member's ``Model.test_step`` over the
+validation set. Model building, tracing and the per-step dispatch are paid once per job
+instead of once per run, which is what small models spend most of their time on.
+
+Why separate graphs per member and not a vectorised (``vmap``) population: on a CPU, batched
+kernels are no faster per member than one member's kernels (vmapped convolutions are slower),
+and they round differently, so a member's numbers would depend on who shares its population.
+Here each member is computed by its own ops, exactly as it would be alone: a member's history
+is bit-identical whichever other members train beside it, and (as Keras' own ``fit`` runs the
+same ``train_step``/``test_step``) equal to the per-run engine's history up to the order in
+which TensorFlow's graph optimiser happens to fuse the ops (in practice identical, or within a
+few float32 ulps).
+
+What every member keeps from the per-run engine: its run folder (``history.csv`` with the rate
+in force, ``summary.json``, ``config.yaml``), divergence as a result (a member whose epoch loss
+is non-finite or above ``divergence_factor`` × its untrained loss stops at that epoch; the
+others go on), its state saved at every epoch end (``resume.npz``: a killed job resumes every
+member from its last completed epoch), skipping when complete, device and thread counts.
+``seconds`` is a member's *share* of the population's time: each epoch's wall time divided
+among the members that trained in it, plus an equal share of building and tracing.
+
+The engine's run configs say ``training.engine: population`` (and so have config hashes of
+their own): a folder trained or half-trained by one engine is never resumed or skipped by the
+other.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+#: The keys of a run config's ``training`` section that may differ between members.
+MEMBER_KEYS = ("lr", "seed")
+
+#: Rebuild (retrace) the epoch function for the members still training once this share of
+#: the members it was built for have stopped (diverged): their steps would be wasted work.
+RETRACE_WHEN_STOPPED = 1 / 3
+
+
+class PopulationError(ValueError):
+    """Runs that cannot train as one population (they differ in more than rate, seed,
+    schedule and optimizer settings)."""
+
+
+def population_key(run_config: Mapping[str, Any]) -> str:
+    """What members of one population share: the run config without what may differ."""
+    shared = {key: value for key, value in run_config.items() if key not in ("study", "optimizer", "schedule")}
+    shared["training"] = {key: value for key, value in run_config["training"].items() if key not in MEMBER_KEYS}
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def check_population(run_configs: Sequence[Mapping[str, Any]]) -> None:
+    """Raise :class:`PopulationError` naming the first key on which two members disagree."""
+    if not run_configs:
+        return
+    first = json.loads(population_key(run_configs[0]))
+    for config in run_configs[1:]:
+        other = json.loads(population_key(config))
+        if other != first:
+            keys = sorted(
+                f"{section}.{key}"
+                for section in set(first) | set(other)
+                for key in set(first.get(section) or {}) | set(other.get(section) or {})
+                if (first.get(section) or {}).get(key) != (other.get(section) or {}).get(key)
+            )
+            raise PopulationError(f"runs differ in {', '.join(keys) or 'their shared settings'}: not one population")
+
+
+class PopulationUnsupported(RuntimeError):
+    """A model the population engine cannot trace as a population (the message says what)."""
+
+
+@dataclass(eq=False)
+class Member:
+    """One run of a population, with its Keras model (compiled with its own optimizer)."""
+
+    run_config: Dict[str, Any]
+    out_dir: Path
+    run_hash: str
+    model: Any = None
+    reference_loss: float = math.nan
+    rows: List[Dict[str, float]] = field(default_factory=list)
+    diverged_epoch: Optional[int] = None
+    seconds: float = 0.0
+    resumed_from_epoch: Optional[int] = None
+    steps_per_epoch: int = 0
+
+    @property
+    def training(self) -> Dict[str, Any]:
+        return self.run_config["training"]
+
+    @property
+    def done(self) -> bool:
+        return self.diverged_epoch is not None or len(self.rows) >= int(self.training["epochs"])
+
+
+def _build_member(member: Member, arrays: Mapping[str, Any]) -> None:
+    """Build and compile a member's model the way the per-run engine does, from its seed,
+    and restore its saved state if it has one."""
+    import keras
+
+    from pipeline.training.data import num_classes
+    from pipeline.training.models import build_model
+    from pipeline.training.optimizers import build_optimizer
+    from pipeline.training.resume import STATE_FILE, load_state, restore_state
+    from pipeline.training.run import initial_loss
+    from pipeline.training.schedules import build_schedule
+
+    training = member.training
+    state_path = member.out_dir / STATE_FILE
+    state = load_state(state_path, member.run_hash)
+    keras.utils.set_random_seed(int(training["seed"]))
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    member.steps_per_epoch = math.ceil(len(x_train) / training["batch_size"])
+    schedule = build_schedule(member.run_config["schedule"], training["lr"], member.steps_per_epoch, training["epochs"])
+    model = build_model(member.run_config["model"], x_train.shape[1:], num_classes(arrays))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    member.reference_loss = (
+        float(state["reference_loss"]) if state else initial_loss(model, loss, x_train, y_train, training["batch_size"])
+    )
+    model.compile(
+        optimizer=build_optimizer(member.run_config["optimizer"], schedule),
+        loss=loss,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    # The optimizer makes its variables lazily; the population's traced step needs them now.
+    model.optimizer.build(model.trainable_variables)
+    if state:
+        try:
+            restore_state(model, state)
+        except ValueError as error:
+            raise ValueError(f"{state_path}: {error}; delete it to train this run from the start") from error
+        member.rows = list(state["rows"])
+        member.diverged_epoch = state["diverged_epoch"]
+        member.seconds = float(state["seconds"])
+        member.resumed_from_epoch = len(member.rows)
+        print(f"{member.out_dir}: resuming after epoch {len(member.rows)} of {training['epochs']}", flush=True)
+    member.model = model
+
+
+class _Programs:
+    """The compiled programs of the members still training: one epoch of training, and one
+    pass over the validation set, each as one ``tf.function``."""
+
+    def __init__(self, members: Sequence[Member], arrays: Mapping[str, Any], batch_size: int, xla: bool) -> None:
+        import tensorflow as tf
+
+        self.members = list(members)
+        self.size = len(self.members)
+        seeds = sorted({int(member.training["seed"]) for member in self.members})
+        x_train, y_train = tf.constant(arrays["x_train"]), tf.constant(arrays["y_train"])
+        x_val, y_val = tf.constant(arrays["x_val"]), tf.constant(arrays["y_val"])
+        count, val_count = len(arrays["x_train"]), len(arrays["x_val"])
+        steps, val_steps = -(-count // batch_size), -(-val_count // batch_size)
+
+        @tf.function
+        def orders(epoch: Any) -> Dict[int, Any]:
+            # Each seed's permutation of the training set in this epoch: the same stateless
+            # shuffle as the per-run engine's (pipeline.training.resume.epoch_batches).
+            return {
+                seed: tf.random.experimental.stateless_shuffle(
+                    tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+                )
+                for seed in seeds
+            }
+
+        @tf.function(jit_compile=xla)
+        def train_epoch(order: Dict[int, Any]) -> None:
+            for step in tf.range(steps):
+                start = tf.cast(step, tf.int64) * batch_size
+                batches = {}
+                for seed in seeds:
+                    rows = order[seed][start : start + batch_size]
+                    batches[seed] = (tf.gather(x_train, rows), tf.gather(y_train, rows))
+                for member in self.members:
+                    member.model.train_step(batches[int(member.training["seed"])])
+
+        @tf.function(jit_compile=xla)
+        def evaluate() -> None:
+            for step in tf.range(val_steps):
+                start = step * batch_size
+                batch = (x_val[start : start + batch_size], y_val[start : start + batch_size])
+                for member in self.members:
+                    member.model.test_step(batch)
+
+        self._orders, self._train_epoch, self._evaluate = orders, train_epoch, evaluate
+
+    def trace(self) -> None:
+        """Trace both programs now, so that a model the engine cannot train as a population
+        fails here, before any epoch, as :class:`PopulationUnsupported` naming the error."""
+        import tensorflow as tf
+
+        try:
+            self._train_epoch.get_concrete_function(self._orders(tf.constant(0, tf.int64)))
+            self._evaluate.get_concrete_function()
+        except Exception as error:  # noqa: BLE001 - any tracing error means "not as a population"
+            model = self.members[0].model
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise PopulationUnsupported(
+                f"cannot trace model {getattr(model, 'name', type(model).__name__)!r} as a population "
+                f"({type(error).__name__}: {message})"
+            ) from error
+
+    def run_epoch(self, epoch: int) -> List[Dict[str, Dict[str, float]]]:
+        """Train every member for epoch ``epoch`` (0-based) and evaluate it; each member's
+        training and validation metrics, as ``fit`` reports them."""
+        import tensorflow as tf
+
+        for member in self.members:
+            member.model.reset_metrics()
+        self._train_epoch(self._orders(tf.constant(epoch, tf.int64)))
+        train_logs = [_metrics(member.model) for member in self.members]
+        for member in self.members:
+            member.model.reset_metrics()
+        self._evaluate()
+        val_logs = [_metrics(member.model) for member in self.members]
+        return [{"train": train, "val": val} for train, val in zip(train_logs, val_logs)]
+
+
+def _metrics(model: Any) -> Dict[str, float]:
+    import keras
+
+    return {name: float(keras.ops.convert_to_numpy(value)) for name, value in model.get_metrics_result().items()}
+
+
+def train_population(
+    run_configs: Sequence[Mapping[str, Any]],
+    arrays: Mapping[str, Any],
+    out_dirs: Sequence[Path],
+    device: str = "",
+    resumable: bool = True,
+    on_epoch: Optional[Callable[[int, int], None]] = None,
+) -> List[Dict[str, Any]]:
+    """Train the runs ``run_configs`` as one population and write each run's folder.
+
+    Returns one summary per run, in order (the same keys as the per-run engine's
+    ``summary.json``). ``resumable``: save each member's state at every epoch end and resume
+    members that have one. ``on_epoch(epoch, members_training)`` is called after each epoch
+    (progress). TensorFlow must be configured already (:func:`pipeline.training.device.configure_tensorflow`).
+    """
+    import keras
+
+    from pipeline.config.schema import config_hash
+    from pipeline.training.resume import STATE_FILE, save_state
+    from pipeline.training.run import finish_run
+
+    run_configs = [json.loads(json.dumps(config)) for config in run_configs]
+    check_population(run_configs)
+    if not run_configs:
+        return []
+    training = run_configs[0]["training"]
+    started = time.perf_counter()
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("mixed_float16" if training["mixed_precision"] else "float32")
+    members = [
+        Member(run_config=config, out_dir=Path(out_dir), run_hash=config_hash(config))
+        for config, out_dir in zip(run_configs, out_dirs)
+    ]
+    for member in members:
+        _build_member(member, arrays)
+    setup_share = (time.perf_counter() - started) / len(members)
+    for member in members:
+        member.seconds += setup_share
+
+    epochs = int(training["epochs"])
+    programs: Optional[_Programs] = None
+    first_epoch = min((len(member.rows) for member in members if not member.done), default=epochs)
+    for epoch in range(first_epoch, epochs):
+        # A member joins once the population reaches the epoch its saved state ended at.
+        training_now = [member for member in members if not member.done and len(member.rows) == epoch]
+        if not training_now:
+            continue
+        if programs is None or set(map(id, training_now)) != set(map(id, programs.members)):
+            stopped = programs.size - sum(1 for member in programs.members if member in training_now) if programs else 0
+            joined = any(member not in programs.members for member in training_now) if programs else True
+            if programs is None or joined or stopped >= RETRACE_WHEN_STOPPED * programs.size:
+                built = time.perf_counter()
+                programs = _Programs(training_now, arrays, int(training["batch_size"]), bool(training["xla"]))
+                programs.trace()
+                for member in training_now:
+                    member.seconds += (time.perf_counter() - built) / len(training_now)
+        epoch_started = time.perf_counter()
+        logs = programs.run_epoch(epoch)
+        seconds = (time.perf_counter() - epoch_started) / len(training_now)
+        for member, log in zip(programs.members, logs):
+            if member not in training_now:
+                continue  # stopped earlier: its steps in this program are not results
+            rate = float(keras.ops.convert_to_numpy(member.model.optimizer.learning_rate))
+            row = {
+                "epoch": epoch + 1,
+                "lr": rate,
+                "loss": log["train"].get("loss", math.nan),
+                "accuracy": log["train"].get("accuracy", math.nan),
+                "val_loss": log["val"].get("loss", math.nan),
+                "val_accuracy": log["val"].get("accuracy", math.nan),
+                "seconds": seconds,
+            }
+            member.rows.append(row)
+            member.seconds += seconds
+            loss = row["loss"]
+            if not math.isfinite(loss) or loss > float(member.training["divergence_factor"]) * member.reference_loss:
+                member.diverged_epoch = epoch + 1
+            if resumable and not member.done:
+                save_state(
+                    member.out_dir / STATE_FILE,
+                    member.model,
+                    {
+                        "config_hash": member.run_hash,
+                        "reference_loss": member.reference_loss,
+                        "rows": member.rows,
+                        "diverged_epoch": member.diverged_epoch,
+                        "seconds": member.seconds,
+                    },
+                )
+        if on_epoch is not None:
+            on_epoch(epoch + 1, len(training_now))
+
+    summaries = []
+    for member in members:
+        summaries.append(
+            finish_run(
+                member.run_config,
+                member.out_dir,
+                member.rows,
+                member.diverged_epoch,
+                reference_loss=member.reference_loss,
+                # A member stops at its last epoch; its model may have run on inside the program.
+                steps=len(member.rows) * member.steps_per_epoch,
+                steps_per_epoch=member.steps_per_epoch,
+                seconds=member.seconds,
+                resumed_from_epoch=member.resumed_from_epoch,
+                device=device,
+            )
+        )
+    return summaries
+
+
+# --------------------------------------------------------------------------------------
+# Memory: how many members one program holds
+# --------------------------------------------------------------------------------------
+
+
+def member_bytes(model: Any, batch_size: int) -> int:
+    """An estimate of one member's memory while it trains: its model and optimizer variables
+    (with as much again for their gradients and the update's temporaries) and its layers'
+    activations for one batch, kept for the backward pass."""
+    import numpy as np
+
+    def size(variables: Any) -> int:
+        return sum(int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize for variable in variables)
+
+    variables = size(model.variables) + size(getattr(model.optimizer, "variables", []))
+    activations = 0
+    for layer in getattr(model, "layers", []):
+        try:
+            shapes = layer.output.shape if not isinstance(layer.output, (list, tuple)) else [o.shape for o in layer.output]
+        except (AttributeError, ValueError):
+            continue
+        for shape in shapes if isinstance(shapes, list) else [shapes]:
+            activations += int(np.prod([dimension or 1 for dimension in shape[1:]])) * batch_size * 4
+    return 2 * variables + 2 * activations
+
+
+def program_size(run_config: Mapping[str, Any], arrays: Mapping[str, Any], budget_mb: float) -> int:
+    """How many members of ``run_config``'s population fit in ``budget_mb`` MB at once (at least
+    one): one member is built to measure it."""
+    import keras
+
+    from pipeline.training.data import num_classes
+    from pipeline.training.models import build_model
+    from pipeline.training.optimizers import build_optimizer
+
+    keras.backend.clear_session()
+    model = build_model(run_config["model"], arrays["x_train"].shape[1:], num_classes(arrays))
+    model.compile(optimizer=build_optimizer(run_config["optimizer"], float(run_config["training"]["lr"])), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    estimate = member_bytes(model, int(run_config["training"]["batch_size"]))
+    keras.backend.clear_session()
+    return max(1, int(budget_mb * 2**20 // max(estimate, 1)))
+
+
+# --------------------------------------------------------------------------------------
+# The training job
+# --------------------------------------------------------------------------------------
+
+
+def population_members(study: Any, optimizer: str, rates: Sequence[float]) -> List[List[Any]]:
+    """The members of an optimizer's population, in job order: ``[schedule, seed, lr]`` for every
+    schedule, seed and rate of the study."""
+    return [
+        [schedule, int(seed), float(lr)] for schedule in study.schedules for seed in study.settings.seeds for lr in rates
+    ]
+
+
+def population_parts(members: Sequence[Any], size: int) -> List[List[Any]]:
+    """The members of each training job: ``size`` members per job (the last one takes the rest)."""
+    members = list(members)
+    return [members[start : start + size] for start in range(0, len(members), size)] if members else []
+
+
+def population_spec(study: Any, optimizer: str, members: Sequence[Sequence[Any]]) -> Dict[str, Any]:
+    """What a population training job needs, as plain JSON-able data (the job's ``--spec``): one
+    base run config per schedule, and the members as ``[schedule, seed, lr]``."""
+    from pipeline.config.schema import study_dir
+
+    schedules = sorted({member[0] for member in members})
+    first = members[0]
+    return {
+        "engine": "population",
+        "study_dir": study_dir(study.name),
+        "optimizer": optimizer,
+        "deterministic": study.settings.deterministic,
+        "memory_mb": study.settings.population_memory_mb,
+        "bases": {schedule: study.run_config(optimizer, schedule, int(first[1]), float(first[2])) for schedule in schedules},
+        "members": [list(member) for member in members],
+    }
+
+
+def _member_config(spec: Mapping[str, Any], schedule: str, seed: int, lr: float, digest: str) -> Dict[str, Any]:
+    run_config = json.loads(json.dumps(spec["bases"][schedule]))
+    run_config["dataset"]["digest"] = digest
+    run_config["training"]["seed"] = int(seed)
+    run_config["training"]["lr"] = float(lr)
+    return run_config
+
+
+def train_population_job(
+    spec: Mapping[str, Any], data_file: Path, threads: Optional[int] = None, gpus: int = 0
+) -> List[Dict[str, Any]]:
+    """Train (or skip, when complete) every member of a population spec; one manifest entry
+    per run. Members are trained in programs of as many members as fit ``spec["memory_mb"]``;
+    a model the engine cannot trace as a population is trained run by run instead (one log
+    line says why)."""
+    from pipeline.config.rates import run_dir
+    from pipeline.training.data import arrays_digest, load_npz
+    from pipeline.training.device import configure_tensorflow
+    from pipeline.training.resume import STATE_FILE
+    from pipeline.training.run import is_complete, train_run
+
+    device = configure_tensorflow(threads=threads, deterministic=spec["deterministic"], gpus=gpus)
+    arrays = load_npz(data_file)
+    digest = arrays_digest(arrays)
+    entries: List[Dict[str, Any]] = []
+    pending: List[tuple] = []
+    for schedule, seed, lr in spec["members"]:
+        run_config = _member_config(spec, schedule, seed, lr, digest)
+        out_dir = run_dir(spec["study_dir"], spec["optimizer"], schedule, seed, lr)
+        entry = {"schedule": schedule, "seed": int(seed), "lr": float(lr), "run_dir": str(out_dir)}
+        entries.append(entry)
+        if is_complete(out_dir, run_config):
+            # A job killed between summary.json and the state's removal leaves a state behind.
+            (out_dir / STATE_FILE).unlink(missing_ok=True)
+            entry["status"] = json.loads((out_dir / "summary.json").read_text())["status"]
+            print(f"{out_dir}: up to date ({entry['status']}), skipped", flush=True)
+        else:
+            pending.append((entry, run_config, out_dir))
+    if not pending:
+        return entries
+    size = program_size(pending[0][1], arrays, float(spec.get("memory_mb") or math.inf))
+    for start in range(0, len(pending), size):
+        chunk = pending[start : start + size]
+        started = time.perf_counter()
+        print(f"training {len(chunk)} runs as one population ({start + len(chunk)} of {len(pending)})", flush=True)
+        try:
+            summaries = train_population(
+                [config for _, config, _ in chunk],
+                arrays,
+                [out_dir for _, _, out_dir in chunk],
+                device,
+                on_epoch=lambda epoch, training: print(f"epoch {epoch}: {training} runs training", flush=True),
+            )
+        except PopulationUnsupported as error:
+            print(f"population engine: {error}; training these {len(chunk)} runs one by one (per_run)", flush=True)
+            summaries = []
+            for _, config, out_dir in chunk:
+                config = json.loads(json.dumps(config))
+                config["training"].pop("engine", None)
+                if is_complete(out_dir, config):
+                    summaries.append(json.loads((out_dir / "summary.json").read_text()))
+                else:
+                    summaries.append(train_run(config, arrays, out_dir, device, resumable=True))
+        for (entry, _, out_dir), summary in zip(chunk, summaries):
+            entry["status"] = str(summary["status"])
+            print(f"{out_dir}: {entry['status']}", flush=True)
+        print(f"{len(chunk)} runs in {time.perf_counter() - started:.1f} s", flush=True)
+    return entries
