@@ -89,6 +89,29 @@ rule train:
         " --gpus {resources.gpu} --manifest {output.manifest} > {log} 2>&1"
 
 
+rule train_population:
+    input:
+        data=DATA_FILE,
+    output:
+        manifest=f"{STUDY_DIR}/populations/{{optimizer}}/part{{part}}.json",
+    params:
+        spec=population_train_spec,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+        **GPU_RESOURCES,
+    log:
+        f"{STUDY_DIR}/logs/train/{{optimizer}}/population/part{{part}}.log",
+    benchmark:
+        f"{STUDY_DIR}/benchmarks/train/{{optimizer}}/population/part{{part}}.tsv"
+    conda:
+        "envs/pipeline.yaml"
+    shell:
+        "python -m pipeline.training --spec {params.spec:q} --data {input.data} --threads {threads}"
+        " --gpus {resources.gpu} --manifest {output.manifest} > {log} 2>&1"
+
+
 rule aggregate:
     input:
         manifests,

@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 from pipeline.training.cohort import cohort_spec
+from pipeline.training.population import population_members, population_parts, population_spec
 from pipeline.config.compose import compose_study
 from pipeline.config.rates import cohort_parts
 from pipeline.config.schema import StudyConfigError, study_dir
@@ -62,8 +63,22 @@ def parts_for(optimizer):
     return cohort_parts(rates_for(optimizer), STUDY.settings.cohort_size)
 
 
+def population_parts_for(optimizer):
+    """The members ([schedule, seed, lr]) of each population job of an optimizer
+    (study.population_size members per job)."""
+    members = population_members(STUDY, optimizer, rates_for(optimizer))
+    return population_parts(members, STUDY.settings.population_size)
+
+
 def manifests(wildcards):
-    """Every training job's manifest: one job per optimizer x schedule x seed x part."""
+    """Every training job's manifest: per_run, one job per optimizer x schedule x seed x part
+    (cohort_size rates); population, one job per optimizer x part (population_size runs)."""
+    if STUDY.settings.engine == "population":
+        return [
+            f"{STUDY_DIR}/populations/{optimizer}/part{part}.json"
+            for optimizer in STUDY.optimizers
+            for part in range(len(population_parts_for(optimizer)))
+        ]
     return [
         f"{STUDY_DIR}/cohorts/{optimizer}/{schedule}/seed{seed}/part{part}.json"
         for optimizer in STUDY.optimizers
@@ -79,6 +94,12 @@ def train_spec(wildcards):
     return json.dumps(cohort_spec(STUDY, wildcards.optimizer, wildcards.schedule, int(wildcards.seed), rates))
 
 
+def population_train_spec(wildcards):
+    """The JSON spec of one population job: a change in it reruns just that job."""
+    members = population_parts_for(wildcards.optimizer)[int(wildcards.part)]
+    return json.dumps(population_spec(STUDY, wildcards.optimizer, members))
+
+
 def finder_spec(wildcards):
     """The JSON spec of one optimizer's LR range test (repeated over the study's seeds)."""
     return json.dumps(finder_job_spec(STUDY, wildcards.optimizer))
@@ -87,3 +108,13 @@ def finder_spec(wildcards):
 def hpo_spec(wildcards):
     """The JSON spec of one search (shared by its workers)."""
     return HPO_SPECS[wildcards.search]
+
+
+def figure_options(figure, input_files):
+    """The command-line options of a figure's inputs (pipeline.figures.registry), given the
+    study's file or files behind each kind of input."""
+    options = []
+    for kind in figure.inputs:
+        files = input_files[kind]
+        options.append(" ".join([f"--{kind}", *([files] if isinstance(files, str) else files)]))
+    return " ".join(options)

@@ -23,15 +23,6 @@ REPORT_FIGURES = study_figures(with_searches=bool(SEARCHES))
 REPORT_EXTRA = {"methods": f"{STUDY_DIR}/methods.csv"} if SEARCHES else {}
 
 
-def figure_options(figure):
-    """The command-line options of a figure's inputs, with the study's files."""
-    options = []
-    for kind in figure.inputs:
-        files = FIGURE_INPUT_FILES[kind]
-        options.append(" ".join([f"--{kind}", *([files] if isinstance(files, str) else files)]))
-    return " ".join(options)
-
-
 for figure in FIGURE_REGISTRY.values():
 
     rule:
@@ -50,7 +41,7 @@ for figure in FIGURE_REGISTRY.values():
             # Evaluated here, while `figure` is this rule's: the shell command itself is
             # formatted when the job runs, after the loop has moved on.
             figure=figure.name,
-            inputs=figure_options(figure),
+            inputs=figure_options(figure, FIGURE_INPUT_FILES),
         log:
             f"{STUDY_DIR}/logs/figures/{figure.name}.log",
         localrule: True
