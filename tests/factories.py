@@ -12,6 +12,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
@@ -115,3 +119,18 @@ def cells_table(
         for seed, values in reversed(numbered) if reverse else numbered:
             rows.append(row(optimizer, schedule, lr, seed, values))
     return pd.DataFrame(rows)
+
+
+def sigkill_after_saved_epochs(command: Sequence[str], state_file: Path, epochs: int, timeout: float = 300) -> int:
+    """Start a training job, SIGKILL it once ``state_file`` holds ``epochs`` saved epochs; return
+    how many epochs the state holds after the kill (the job's own exit is checked here)."""
+    from pipeline.training.resume import saved_epochs
+
+    job = subprocess.Popen(list(command), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while saved_epochs(state_file) < epochs and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait(timeout=30)
+    assert job.returncode == -signal.SIGKILL, f"the job ended before it was killed: {job.stdout.read()[-2000:]}"
+    return saved_epochs(state_file)

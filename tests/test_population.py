@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import pandas as pd
 import pytest
 
-from factories import REPO
+from factories import REPO, sigkill_after_saved_epochs
 from pipeline.config.compose import compose_study
 from pipeline.config.rates import run_dir
-from pipeline.training.resume import STATE_FILE, saved_epochs
+from pipeline.training.resume import STATE_FILE
 
 pytestmark = pytest.mark.tf
 
@@ -153,15 +150,8 @@ def test_a_population_job_killed_mid_run_resumes_every_member_identically(data_f
     assert reference.returncode == 0, reference.stdout[-3000:] + reference.stderr[-3000:]
 
     watched = folders["killed"][0] / STATE_FILE
-    job = subprocess.Popen(population_job(specs["killed"], data_file, tmp_path / "killed.json"), cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while saved_epochs(watched) < 3 and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait(timeout=30)
-    assert job.returncode == -signal.SIGKILL
-    done_before_kill = saved_epochs(watched)
+    command = population_job(specs["killed"], data_file, tmp_path / "killed.json")
+    done_before_kill = sigkill_after_saved_epochs(command, watched, 3)
     assert 3 <= done_before_kill < epochs, f"the job was not killed mid-run ({done_before_kill} epochs saved)"
     assert not (tmp_path / "killed.json").exists()
 

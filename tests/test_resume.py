@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from factories import REPO
+from factories import REPO, sigkill_after_saved_epochs
 
 from pipeline.training.cohort import cohort_spec
 from pipeline.config.compose import compose_study
@@ -120,15 +117,8 @@ def test_a_training_job_killed_mid_run_resumes_and_ends_with_an_identical_histor
     assert reference.returncode == 0, reference.stderr[-2000:]
 
     state_file = folders["killed"] / STATE_FILE
-    job = subprocess.Popen(job_command(specs["killed"], data_file, tmp_path / "killed.json"), cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    deadline = time.monotonic() + 240
-    while saved_epochs(state_file) < 3 and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait(timeout=30)
-    assert job.returncode == -signal.SIGKILL
-    done_before_kill = saved_epochs(state_file)
+    command = job_command(specs["killed"], data_file, tmp_path / "killed.json")
+    done_before_kill = sigkill_after_saved_epochs(command, state_file, 3)
     assert 3 <= done_before_kill < epochs, f"the job was not killed mid-run ({done_before_kill} epochs saved)"
     assert not (folders["killed"] / "summary.json").exists()
     assert not (tmp_path / "killed.json").exists()

@@ -296,7 +296,13 @@ def run_single(
     out_dir = run_dir(study_dir, optimizer, schedule, seed, lr)
     run_config = study.run_config(optimizer, schedule, seed, lr)
     run_config["dataset"]["digest"] = arrays_digest(arrays)
-    summary = train_run(run_config, arrays, out_dir, device, resumable=True)
+    if run_config["training"].get("engine") == "population":
+        from pipeline.training.population import train_population
+
+        # A population of one: the same numbers as this run inside the workflow's population.
+        summary = train_population([run_config], arrays, [out_dir], device)[0]
+    else:
+        summary = train_run(run_config, arrays, out_dir, device, resumable=True)
     print(
         f"{out_dir}: {summary['status']}, best val_loss {summary['best_val_loss']:.4f} at epoch {summary['best_epoch']}, "
         f"{summary['seconds']:.1f} s"
