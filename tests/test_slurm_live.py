@@ -36,7 +36,10 @@ SCRIPT = REPO / "scripts" / "local_slurm.sh"
 STATE_DIR = Path("/run/lrstudy-slurm-test")
 BINARIES = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
 LINKED = ("Snakefile", "rules", "pipeline", "report", "envs", "examples", "conf", "profiles")
-STUDY = "overrides=study=smoke"
+# The per-run engine: six cohort jobs, which the profile groups four to a cluster job (4 + 2),
+# and one run per requeued job below. The population engine's jobs take the same path (rule
+# shape, resources, group) with fewer, bigger jobs.
+STUDY = "overrides=study=smoke study.engine=per_run"
 RUN_TIMEOUT = 900  # seconds, per Snakemake run; the SLURM run takes about 2.5 minutes
 STATUS_CHECK_SECONDS = 5  # the cluster's MinJobAge (3600 s) is well above 3 x this
 KEYS = ["optimizer", "schedule", "seed", "lr"]
@@ -246,7 +249,7 @@ def test_jobs_went_through_slurm_and_training_was_grouped(cluster, slurm_run):
 
 REQUEUE_STUDY = (
     "overrides=study=smoke dataset=mnist1d study.name=requeue study.epochs=60 optimizer=[adam] "
-    "schedule=[constant] study.grid.values=[0.003]"
+    "schedule=[constant] study.grid.values=[0.003] study.engine=per_run"
 )
 REQUEUE_TARGET = "results/requeue/runs.csv"
 

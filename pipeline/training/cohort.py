@@ -27,7 +27,12 @@ from pipeline.training.device import add_device_arguments
 
 
 def cohort_spec(study: Any, optimizer: str, schedule: str, seed: int, rates: List[float]) -> Dict[str, Any]:
-    """What a training job needs, as plain JSON-able data (passed to the job as a parameter)."""
+    """What a training job needs, as plain JSON-able data (passed to the job as a parameter).
+
+    A cohort job trains with the per-run engine: its runs' configs never carry the population
+    engine's mark, whatever ``study.engine`` says."""
+    base = study.run_config(optimizer, schedule, seed, rates[0])
+    base["training"].pop("engine", None)
     return {
         "study_dir": study_dir(study.name),
         "optimizer": optimizer,
@@ -35,7 +40,7 @@ def cohort_spec(study: Any, optimizer: str, schedule: str, seed: int, rates: Lis
         "seed": seed,
         "rates": list(rates),
         "deterministic": study.settings.deterministic,
-        "base": study.run_config(optimizer, schedule, seed, rates[0]),
+        "base": base,
     }
 
 
