@@ -16,7 +16,8 @@ from figures_synthetic import L2, NAN, make_best, make_curves, make_runs
 from PIL import Image
 
 from pipeline.figures.cli import load_input, render
-from pipeline.figures.common import KNOWN_SCHEDULES, schedule_colors, seed_std
+from pipeline.figures.common import KNOWN_SCHEDULES, schedule_colors
+from pipeline.values import std_over_present_seeds as seed_std
 from pipeline.figures.cost import cost_to_target_table
 from pipeline.figures.curves import draw_learning_curves, learning_curves_table
 from pipeline.figures.fitting import fitting_map_table

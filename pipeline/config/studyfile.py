@@ -34,11 +34,16 @@ def package_versions(packages: Sequence[str] = PACKAGES) -> Dict[str, str]:
     """Python's version, then each package's installed version ("not installed" if missing),
     read from the installed distributions' metadata (nothing is imported)."""
     found = {"python": platform.python_version()}
+    providers = None
     for package in packages:
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
-            found[package] = "not installed"
+            # Installed under another distribution's name (tensorflow-cpu, tf-nightly, ...):
+            # the distribution that provides the import package of that name.
+            providers = metadata.packages_distributions() if providers is None else providers
+            names = providers.get(package.replace("-", "_"), [])
+            found[package] = metadata.version(names[0]) if names else "not installed"
     return found
 
 

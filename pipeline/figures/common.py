@@ -26,7 +26,6 @@ from pipeline.io import write_atomic
 # The figure modules take their column check and number parsing from here: the same ones as
 # the report's and the finder comparison's (pipeline.values, free of matplotlib).
 from pipeline.values import check_columns, numeric
-from pipeline.values import std_over_present_seeds as seed_std  # noqa: F401 - the figures' spread over seeds
 
 #: The key of a grid cell: one optimizer, one schedule, one rate.
 KEYS: List[str] = ["optimizer", "schedule", "lr"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pipeline.tables import RunStatus
+from pipeline.values import std_over_present_seeds
 from pipeline.figures.common import (
     DIVERGED_MARK,
     KEYS,
     check_columns,
     draw_rate_figure,
     finite,
-    seed_std,
     select_columns,
 )
 
@@ -39,13 +40,13 @@ def generalisation_gap_table(runs: pd.DataFrame) -> pd.DataFrame:
     """
     frame = select_columns(runs, RUNS_COLUMNS, "runs")
     status = frame["status"].astype(str)
-    frame["_gap"] = finite(frame["gap"]).where(status == "ok")
-    frame["_diverged"] = (status == "diverged").astype(int)
+    frame["_gap"] = finite(frame["gap"]).where(status == RunStatus.OK)
+    frame["_diverged"] = (status == RunStatus.DIVERGED).astype(int)
     table = (
         frame.groupby(KEYS, sort=True)
         .agg(
             gap_mean=("_gap", "mean"),
-            gap_std=("_gap", seed_std),
+            gap_std=("_gap", std_over_present_seeds),
             runs=("status", "size"),
             diverged=("_diverged", "sum"),
         )

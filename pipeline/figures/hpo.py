@@ -40,6 +40,7 @@ from pipeline.figures.common import (
     sorted_names,
 )
 from pipeline.analysis.methods import grid_best_val_loss
+from pipeline.tables import RunStatus, TrialState
 
 #: Columns of ``trials.csv`` each table reads.
 HISTORY_TRIALS_COLUMNS: tuple[str, ...] = ("search", "trial", "state", "status", "value", "best_val_loss", "seconds")
@@ -130,8 +131,8 @@ def _is_result(frame: pd.DataFrame) -> pd.Series:
     val_loss) is the objective's penalty.
     """
     return (
-        (frame["state"].astype(str) == "complete")
-        & (frame["status"].astype(str) == "ok")
+        (frame["state"].astype(str) == TrialState.COMPLETE)
+        & (frame["status"].astype(str) == RunStatus.OK)
         & np.isfinite(numeric(frame["best_val_loss"]))
     )
 
@@ -226,9 +227,9 @@ def draw_hpo_history(table: pd.DataFrame) -> Figure:
         rows = trials[trials["search"].astype(str) == search]
         best = numeric(rows["best_so_far"]).to_numpy()
         state = rows["state"].astype(str).to_numpy()
-        diverged = (rows["status"].astype(str) == "diverged").to_numpy()
-        complete = (state == "complete") & ~diverged
-        pruned = state == "pruned"
+        diverged = (rows["status"].astype(str) == RunStatus.DIVERGED).to_numpy()
+        complete = (state == TrialState.COMPLETE) & ~diverged
+        pruned = state == TrialState.PRUNED
         for ax, column in ((by_trial, "trial"), (by_seconds, "cumulative_seconds")):
             x = numeric(rows[column]).to_numpy()
             ax.plot(x, best, drawstyle="steps-post", color=color, linewidth=1.8, label=search, gid=f"best-{search}")

@@ -46,7 +46,7 @@ pre.command { white-space: pre-wrap; overflow-wrap: anywhere; }
 ul.findings li, ul.warnings li { margin-bottom: 0.4rem; }
 ul.warnings { padding-left: 1.2rem; }
 .kind { font-weight: 600; color: #9a6700; }
-code { font-size: 0.9em; }
+code, .docutils.literal { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em; }
 .fit { display: inline-block; padding: 0 0.55em; border-radius: 1em; color: #fff; font-weight: 600;
        font-size: 0.8rem; line-height: 1.6; }
 .fit-none { background: #8c959f; }

@@ -21,6 +21,7 @@ import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from pipeline.search.spec import trial_dir
+from pipeline.tables import RunStatus, TrialState
 
 #: The worst value when a diverged run has no finite untrained loss to scale.
 WORST_FALLBACK = 1e6
@@ -76,12 +77,12 @@ def trial_outcome(
 ) -> Tuple[str, Optional[float]]:
     """(state, value) of a trained trial: diverged -> complete/worst, pruned -> pruned/None,
     else complete/best val_loss (worst when no epoch had a finite one)."""
-    if summary["status"] == "diverged":
-        return "complete", worst_value(summary, divergence_factor)
+    if summary["status"] == RunStatus.DIVERGED:
+        return TrialState.COMPLETE, worst_value(summary, divergence_factor)
     if pruned:
-        return "pruned", None
+        return TrialState.PRUNED, None
     best = float(summary["best_val_loss"])
-    return "complete", best if math.isfinite(best) else worst_value(summary, divergence_factor)
+    return TrialState.COMPLETE, best if math.isfinite(best) else worst_value(summary, divergence_factor)
 
 
 def train_trial(

@@ -59,6 +59,7 @@ from pipeline.search.summary import summarise_search
 from pipeline.search.trial import train_trial
 from pipeline.io import write_atomic, write_json_atomic
 from pipeline.tables import TRIALS
+from pipeline.tables import TrialState as Outcome
 
 
 # --------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def run_worker(
                 fail_trial(study, storage, number, "interrupted")
                 raise
             try:
-                study.tell(trial, value, state=TrialState.COMPLETE if state == "complete" else TrialState.PRUNED)
+                study.tell(trial, value, state=TrialState.COMPLETE if state == Outcome.COMPLETE else TrialState.PRUNED)
             except UpdateFinishedTrialError:
                 # Reaped as stale by another worker (a heartbeat that looked dead): the journal
                 # keeps FAIL, the run folder its result; the budget fills with another trial.
