@@ -39,14 +39,28 @@ _NA_TEXT: Tuple[str, ...] = tuple(sorted(STR_NA_VALUES))
 _BOOL_TEXT: Dict[str, bool] = {"True": True, "False": False}
 
 
-class RunStatus(enum.StrEnum):
+try:
+    from enum import StrEnum
+except ImportError:  # Python 3.10
+
+    class StrEnum(str, enum.Enum):  # type: ignore[no-redef]
+        """``enum.StrEnum`` of Python 3.11: members are their text, in ``str()`` and formatting."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+        def __format__(self, spec: str) -> str:
+            return format(str(self.value), spec)
+
+
+class RunStatus(StrEnum):
     """How a training run ended (``status`` in ``summary.json``, ``runs.csv`` and ``trials.csv``)."""
 
     OK = "ok"
     DIVERGED = "diverged"
 
 
-class TrialState(enum.StrEnum):
+class TrialState(StrEnum):
     """A search trial's state (``state`` in ``trials.csv``): Optuna's state names, lower case."""
 
     RUNNING = "running"

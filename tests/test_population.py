@@ -224,13 +224,26 @@ def test_a_model_the_engine_cannot_trace_falls_back_to_per_run_with_one_line(stu
     assert out.count("training these 2 runs one by one (per_run)") == 1
     assert "a layer refused" in out
     assert [entry["status"] for entry in entries] == ["ok", "ok"]
-    config = json.loads(json.dumps(spec["bases"]["constant"]))
     folder = run_dir(spec["study_dir"], "adam", "constant", 0, 1e-3)
-    assert "engine" not in json.loads(json.dumps(__import__("yaml").safe_load((folder / "config.yaml").read_text())))["training"]
-    assert config["training"]["engine"] == "population"
-    # The fallback's runs are complete: the next job skips them instead of training again.
+    assert "engine" not in (folder / "config.yaml").read_text()
+    assert spec["bases"]["constant"]["training"]["engine"] == "population"
+    assert json.loads((folder / "summary.json").read_text())["population_fallback"].startswith("cannot trace model")
+    # The fallback's runs are complete: the next job skips them instead of training again...
     population.train_population_job(spec, data_file, threads=1)
-    assert capsys.readouterr().out.count("as one population") == 1  # traced (refused) once more, trained none
+    out = capsys.readouterr().out
+    assert out.count("up to date") == 2 and "as one population" not in out
+    # ... while a complete folder of the per-run engine proper is not taken for a population run.
+    import yaml
+
+    from pipeline.training.data import load_npz
+    from pipeline.training.run import train_run
+
+    per_run_config = yaml.safe_load((folder / "config.yaml").read_text())
+    train_run(per_run_config, load_npz(data_file), tmp_path / "per_run")
+    population_config = json.loads(json.dumps(per_run_config))
+    population_config["training"]["engine"] = "population"
+    assert population._fallback_complete(folder, population_config)
+    assert not population._fallback_complete(tmp_path / "per_run", population_config)
 
 
 def test_population_parts_cover_every_member_once(study):
@@ -250,6 +263,9 @@ def test_runs_that_differ_in_more_than_rate_seed_and_schedule_are_not_one_popula
     with pytest.raises(PopulationError, match="training.batch_size"):
         check_population([study.run_config("adam", "constant", 0, 1e-3), other.run_config("adam", "constant", 0, 1e-3)])
     check_population([study.run_config("adam", "constant", 0, 1e-3), study.run_config("adam", "cosine", 1, 1e-2)])
+    sgd = compose_study(f"{STUDY} optimizer=[sgd]").run_config("sgd", "constant", 0, 1e-3)
+    with pytest.raises(PopulationError, match="optimizer.type"):
+        check_population([study.run_config("adam", "constant", 0, 1e-3), sgd])
 
 
 def test_member_seconds_are_shares_of_the_population_time(study, arrays, tmp_path):

@@ -58,13 +58,27 @@ def smoke(tmp_path_factory):
 
 def test_dry_run_lists_one_training_job_per_cohort(tmp_path):
     workdir = make_workdir(tmp_path / "w")
-    result = snakemake(workdir, "-n", "--quiet", "rules", "--config", "overrides=study=smoke study.cohort_size=2")
+    overrides = "overrides=study=smoke study.engine=per_run study.cohort_size=2"
+    result = snakemake(workdir, "-n", "--quiet", "rules", "--config", overrides)
     assert result.returncode == 0, result.stderr[-3000:]
     study = compose_study("study=smoke")
     cohorts = len(study.optimizers) * len(study.schedules) * len(study.settings.seeds)
     parts = -(-len(study.rates) // 2)
     train_line = next(line for line in (result.stdout + result.stderr).splitlines() if line.strip().startswith("train "))
     assert int(train_line.split()[1]) == cohorts * parts
+    assert not (workdir / "results").exists()
+
+
+def test_dry_run_lists_population_jobs_of_population_size_runs(tmp_path):
+    workdir = make_workdir(tmp_path / "w")
+    result = snakemake(workdir, "-n", "--quiet", "rules", "--config", "overrides=study=smoke study.population_size=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = compose_study("study=smoke")
+    runs_per_optimizer = len(study.schedules) * len(study.settings.seeds) * len(study.rates)
+    lines = (result.stdout + result.stderr).splitlines()
+    train_line = next(line for line in lines if line.strip().startswith("train_population "))
+    assert int(train_line.split()[1]) == len(study.optimizers) * -(-runs_per_optimizer // 4)
+    assert not any(line.strip().startswith("train ") for line in lines)
     assert not (workdir / "results").exists()
 
 

@@ -68,6 +68,9 @@ def hpo_job_spec(study: Any, search: str) -> Dict[str, Any]:
         seed=training_seed,
         lr=hpo.lr_min,  # a placeholder: every trial sets its own rate
     )
+    # Trials train one by one (pipeline.training.run): their configs never carry the population
+    # engine's mark, so study.engine changes no search's spec.
+    base["training"].pop("engine", None)
     study_dir = results_folder(study.name)
     return {
         "search": search,

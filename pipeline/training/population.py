@@ -58,6 +58,8 @@ class PopulationError(ValueError):
 def population_key(run_config: Mapping[str, Any]) -> str:
     """What members of one population share: the run config without what may differ."""
     shared = {key: value for key, value in run_config.items() if key not in ("study", "optimizer", "schedule")}
+    # One optimizer type per population: the memory budget is measured on one member.
+    shared["optimizer"] = {"type": run_config["optimizer"].get("type")}
     shared["training"] = {key: value for key, value in run_config["training"].items() if key not in MEMBER_KEYS}
     return json.dumps(shared, sort_keys=True, default=str)
 
@@ -77,6 +79,18 @@ def check_population(run_configs: Sequence[Mapping[str, Any]]) -> None:
                 if (first.get(section) or {}).get(key) != (other.get(section) or {}).get(key)
             )
             raise PopulationError(f"runs differ in {', '.join(keys) or 'their shared settings'}: not one population")
+
+
+def _fallback_complete(out_dir: Path, run_config: Mapping[str, Any]) -> bool:
+    """Whether a run was trained run by run because its model cannot train as a population
+    (its summary says so) and is complete: a folder of the per-run engine proper is not."""
+    from pipeline.training.run import is_complete
+
+    per_run = json.loads(json.dumps(run_config))
+    per_run["training"].pop("engine", None)
+    if not is_complete(out_dir, per_run):
+        return False
+    return bool(json.loads((Path(out_dir) / "summary.json").read_text()).get("population_fallback"))
 
 
 class PopulationUnsupported(RuntimeError):
@@ -155,7 +169,7 @@ class _Programs:
     """The compiled programs of the members still training: one epoch of training, and one
     pass over the validation set, each as one ``tf.function``."""
 
-    def __init__(self, members: Sequence[Member], arrays: Mapping[str, Any], batch_size: int, xla: bool) -> None:
+    def __init__(self, members: Sequence[Member], arrays: Mapping[str, Any], batch_size: int) -> None:
         import tensorflow as tf
 
         self.members = list(members)
@@ -177,7 +191,7 @@ class _Programs:
                 for seed in seeds
             }
 
-        @tf.function(jit_compile=xla)
+        @tf.function
         def train_epoch(order: Dict[int, Any]) -> None:
             for step in tf.range(steps):
                 start = tf.cast(step, tf.int64) * batch_size
@@ -188,7 +202,7 @@ class _Programs:
                 for member in self.members:
                     member.model.train_step(batches[int(member.training["seed"])])
 
-        @tf.function(jit_compile=xla)
+        @tf.function
         def evaluate() -> None:
             for step in tf.range(val_steps):
                 start = step * batch_size
@@ -258,7 +272,13 @@ def train_population(
     from pipeline.training.run import finish_run
 
     run_configs = [json.loads(json.dumps(config)) for config in run_configs]
+    if len(run_configs) != len(out_dirs):
+        raise ValueError(f"{len(run_configs)} run configs but {len(out_dirs)} run folders")
     check_population(run_configs)
+    if run_configs and run_configs[0]["training"]["xla"]:
+        # XLA would compile a whole epoch of every member into one cluster: minutes of
+        # compilation on a CPU for a few members. Such runs train one by one (the job says so).
+        raise PopulationUnsupported("study.xla=true: populations are not compiled with XLA")
     if not run_configs:
         return []
     training = run_configs[0]["training"]
@@ -275,6 +295,23 @@ def train_population(
     for member in members:
         member.seconds += setup_share
 
+    summaries: Dict[int, Dict[str, Any]] = {}
+
+    def finish(member: Member) -> Dict[str, Any]:
+        return finish_run(
+            member.run_config,
+            member.out_dir,
+            member.rows,
+            member.diverged_epoch,
+            reference_loss=member.reference_loss,
+            # A member stops at its last epoch; its model may run on inside the program.
+            steps=len(member.rows) * member.steps_per_epoch,
+            steps_per_epoch=member.steps_per_epoch,
+            seconds=member.seconds,
+            resumed_from_epoch=member.resumed_from_epoch,
+            device=device,
+        )
+
     epochs = int(training["epochs"])
     programs: Optional[_Programs] = None
     first_epoch = min((len(member.rows) for member in members if not member.done), default=epochs)
@@ -288,7 +325,7 @@ def train_population(
             joined = any(member not in programs.members for member in training_now) if programs else True
             if programs is None or joined or stopped >= RETRACE_WHEN_STOPPED * programs.size:
                 built = time.perf_counter()
-                programs = _Programs(training_now, arrays, int(training["batch_size"]), bool(training["xla"]))
+                programs = _Programs(training_now, arrays, int(training["batch_size"]))
                 programs.trace()
                 for member in training_now:
                     member.seconds += (time.perf_counter() - built) / len(training_now)
@@ -313,7 +350,10 @@ def train_population(
             loss = row["loss"]
             if not math.isfinite(loss) or loss > float(member.training["divergence_factor"]) * member.reference_loss:
                 member.diverged_epoch = epoch + 1
-            if resumable and not member.done:
+            if member.done:
+                # Written now, not when the population ends: a job killed later keeps it.
+                summaries[id(member)] = finish(member)
+            elif resumable:
                 save_state(
                     member.out_dir / STATE_FILE,
                     member.model,
@@ -328,24 +368,10 @@ def train_population(
         if on_epoch is not None:
             on_epoch(epoch + 1, len(training_now))
 
-    summaries = []
     for member in members:
-        summaries.append(
-            finish_run(
-                member.run_config,
-                member.out_dir,
-                member.rows,
-                member.diverged_epoch,
-                reference_loss=member.reference_loss,
-                # A member stops at its last epoch; its model may have run on inside the program.
-                steps=len(member.rows) * member.steps_per_epoch,
-                steps_per_epoch=member.steps_per_epoch,
-                seconds=member.seconds,
-                resumed_from_epoch=member.resumed_from_epoch,
-                device=device,
-            )
-        )
-    return summaries
+        if id(member) not in summaries:
+            summaries[id(member)] = finish(member)
+    return [summaries[id(member)] for member in members]
 
 
 # --------------------------------------------------------------------------------------
@@ -460,7 +486,7 @@ def train_population_job(
         out_dir = run_dir(spec["study_dir"], spec["optimizer"], schedule, seed, lr)
         entry = {"schedule": schedule, "seed": int(seed), "lr": float(lr), "run_dir": str(out_dir)}
         entries.append(entry)
-        if is_complete(out_dir, run_config):
+        if is_complete(out_dir, run_config) or _fallback_complete(out_dir, run_config):
             # A job killed between summary.json and the state's removal leaves a state behind.
             (out_dir / STATE_FILE).unlink(missing_ok=True)
             entry["status"] = json.loads((out_dir / "summary.json").read_text())["status"]
@@ -469,7 +495,8 @@ def train_population_job(
             pending.append((entry, run_config, out_dir))
     if not pending:
         return entries
-    size = program_size(pending[0][1], arrays, float(spec.get("memory_mb") or math.inf))
+    budget = spec.get("memory_mb")
+    size = program_size(pending[0][1], arrays, float(budget)) if budget else len(pending)
     for start in range(0, len(pending), size):
         chunk = pending[start : start + size]
         started = time.perf_counter()
@@ -488,10 +515,8 @@ def train_population_job(
             for _, config, out_dir in chunk:
                 config = json.loads(json.dumps(config))
                 config["training"].pop("engine", None)
-                if is_complete(out_dir, config):
-                    summaries.append(json.loads((out_dir / "summary.json").read_text()))
-                else:
-                    summaries.append(train_run(config, arrays, out_dir, device, resumable=True))
+                reason = {"population_fallback": str(error)}
+                summaries.append(train_run(config, arrays, out_dir, device, extra_summary=lambda _: reason, resumable=True))
         for (entry, _, out_dir), summary in zip(chunk, summaries):
             entry["status"] = str(summary["status"])
             print(f"{out_dir}: {entry['status']}", flush=True)
