@@ -1,4 +1,4 @@
-"""Tests of pipeline.report and its section modules (pipeline.report_*): table rows, fit
+"""Tests of pipeline.report and its section modules (pipeline.report.*): table rows, fit
 badges, edge warnings, the comparison sentence, the warnings and diverged sections, figure
 order, provenance, escaping, self-containment, the LR range test section (only with
 ``--finder-table``) and the hyperparameter search section (only with ``--methods``)."""

@@ -1,6 +1,7 @@
 """Training with Keras: one run (``run``; ``python -m pipeline.training.run`` is the single-run
-app), a training job's runs (``cohort``; ``python -m pipeline.training`` is the job), schedules,
-models, datasets (``data``; ``python -m pipeline.training.data`` builds the study's .npz),
+app), the population engine (``population``: a job's runs as one compiled program), a training
+job (``cohort``; ``python -m pipeline.training`` is the job, for either engine), schedules,
+optimizers, models, datasets (``data``; ``python -m pipeline.training.data`` builds the study's .npz),
 resumable state (``resume``), the Keras callbacks of a run (``callbacks``) and the device
 set-up (``device``).
 
