@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.cli import snakemake_command, split_arguments
 
 
@@ -46,6 +48,7 @@ def test_bad_input_stops_before_snakemake(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow  # a whole Snakemake dry run (about 10 s)
 def test_dry_run_through_the_launcher(tmp_path):
     result = lrstudy(tmp_path, "study=smoke", "schedule=[constant]", "--", "-n", "--cores", "1")
     assert result.returncode == 0, result.stderr[-3000:]

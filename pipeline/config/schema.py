@@ -214,7 +214,7 @@ class StudyConfig:
     epochs: int = constrained(30, COUNT)
     batch_size: int = constrained(128, COUNT)
     #: How a training job trains its runs: ``population`` (all of them as one compiled program,
-    #: pipeline/training/population.py; the same numbers, 2.3-2.5x faster on the MLP and CNN) or
+    #: pipeline/training/population.py; the same answers, 2.3-3.2x faster on the MLP and CNN) or
     #: ``per_run`` (one ``model.fit`` after another: the reference, and for models too big to
     #: share a process).
     engine: str = constrained("population", Choices(ENGINES, "training engine"))
