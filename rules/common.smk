@@ -5,7 +5,7 @@ import dataclasses
 import json
 
 from pipeline.training.cohort import cohort_spec
-from pipeline.training.population import population_members, population_parts, population_spec
+from pipeline.training.population_job import population_members, population_parts, population_spec
 from pipeline.config.compose import compose_study
 from pipeline.config.rates import cohort_parts
 from pipeline.config.schema import StudyConfigError, study_dir

@@ -128,7 +128,7 @@ def population_job(spec: dict, data_file: Path, manifest: Path) -> List[str]:
 
 
 def job_spec(study, root: Path, members) -> dict:
-    from pipeline.training.population import population_spec
+    from pipeline.training.population_job import population_spec
 
     spec = population_spec(study, "adam", members)
     spec["study_dir"] = str(root)
@@ -178,7 +178,7 @@ def test_a_population_job_killed_mid_run_resumes_every_member_identically(data_f
 
 
 def test_a_job_skips_complete_members_and_trains_only_the_missing_one(study, data_file, tmp_path):
-    from pipeline.training.population import train_population_job
+    from pipeline.training.population_job import train_population_job
 
     members = [["constant", 0, 1e-3], ["cosine", 0, 1e-3]]
     spec = job_spec(study, tmp_path / "study", members)
@@ -191,7 +191,7 @@ def test_a_job_skips_complete_members_and_trains_only_the_missing_one(study, dat
 
 
 def test_a_small_memory_budget_splits_the_population_with_the_same_histories(study, data_file, tmp_path, capsys):
-    from pipeline.training.population import train_population_job
+    from pipeline.training.population_job import train_population_job
 
     members = [["constant", 0, 1e-3], ["cosine", 0, 1e-3], ["cosine", 1, 1e-2]]
     whole = job_spec(study, tmp_path / "whole", members)
@@ -212,6 +212,7 @@ def test_a_small_memory_budget_splits_the_population_with_the_same_histories(stu
 
 def test_a_model_the_engine_cannot_trace_falls_back_to_per_run_with_one_line(study, data_file, tmp_path, capsys, monkeypatch):
     import pipeline.training.population as population
+    import pipeline.training.population_job as job
 
     def refuse(self):
         raise population.PopulationUnsupported("cannot trace model 'mlp' as a population (TypeError: a layer refused)")
@@ -219,7 +220,7 @@ def test_a_model_the_engine_cannot_trace_falls_back_to_per_run_with_one_line(stu
     monkeypatch.setattr(population._Programs, "trace", refuse)
     members = [["constant", 0, 1e-3], ["cosine", 0, 1e-3]]
     spec = job_spec(study, tmp_path / "study", members)
-    entries = population.train_population_job(spec, data_file, threads=1)
+    entries = job.train_population_job(spec, data_file, threads=1)
     out = capsys.readouterr().out
     assert out.count("training these 2 runs one by one (per_run)") == 1
     assert "a layer refused" in out
@@ -229,7 +230,7 @@ def test_a_model_the_engine_cannot_trace_falls_back_to_per_run_with_one_line(stu
     assert spec["bases"]["constant"]["training"]["engine"] == "population"
     assert json.loads((folder / "summary.json").read_text())["population_fallback"].startswith("cannot trace model")
     # The fallback's runs are complete: the next job skips them instead of training again...
-    population.train_population_job(spec, data_file, threads=1)
+    job.train_population_job(spec, data_file, threads=1)
     out = capsys.readouterr().out
     assert out.count("up to date") == 2 and "as one population" not in out
     # ... while a complete folder of the per-run engine proper is not taken for a population run.
@@ -242,12 +243,12 @@ def test_a_model_the_engine_cannot_trace_falls_back_to_per_run_with_one_line(stu
     train_run(per_run_config, load_npz(data_file), tmp_path / "per_run")
     population_config = json.loads(json.dumps(per_run_config))
     population_config["training"]["engine"] = "population"
-    assert population._fallback_complete(folder, population_config)
-    assert not population._fallback_complete(tmp_path / "per_run", population_config)
+    assert job._fallback_complete(folder, population_config)
+    assert not job._fallback_complete(tmp_path / "per_run", population_config)
 
 
 def test_population_parts_cover_every_member_once(study):
-    from pipeline.training.population import population_members, population_parts
+    from pipeline.training.population_job import population_members, population_parts
 
     members = population_members(study, "adam", RATES)
     assert len(members) == len(study.schedules) * len(study.settings.seeds) * len(RATES)

@@ -1,5 +1,6 @@
 """Training with Keras: one run (``run``; ``python -m pipeline.training.run`` is the single-run
-app), the population engine (``population``: a job's runs as one compiled program), a training
+app), the population engine (``population``: a job's runs as one compiled program; its jobs in
+``population_job``), a training
 job (``cohort``; ``python -m pipeline.training`` is the job, for either engine), schedules,
 optimizers, models, datasets (``data``; ``python -m pipeline.training.data`` builds the study's .npz),
 resumable state (``resume``), the Keras callbacks of a run (``callbacks``) and the device

@@ -9,7 +9,7 @@ completed epoch (:mod:`pipeline.training.resume`).
 
 The job ends by writing a manifest (the Snakemake output) listing its run folders. A spec
 with ``"engine": "population"`` is a population part instead
-(:func:`pipeline.training.population.train_population_job`): the runs of one optimizer across
+(:func:`pipeline.training.population_job.train_population_job`): the runs of one optimizer across
 schedules, seeds and rates, trained together as one compiled program.
 """
 
@@ -77,7 +77,7 @@ def train_cohort(spec: Mapping[str, Any], data_file: Path, threads: int | None =
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the runs of one training job: a cohort part or a population part.")
     parser.add_argument(
-        "--spec", required=True, help="job spec as JSON (cohort_spec, or pipeline.training.population.population_spec)"
+        "--spec", required=True, help="job spec as JSON (cohort_spec, or pipeline.training.population_job.population_spec)"
     )
     parser.add_argument("--data", required=True, type=Path, help="the study's dataset .npz")
     add_device_arguments(parser)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
     if spec.get("engine") == "population":
-        from pipeline.training.population import train_population_job
+        from pipeline.training.population_job import train_population_job
 
         entries = train_population_job(spec, args.data, args.threads, args.gpus)
         write_json_atomic(args.manifest, {"optimizer": spec["optimizer"], "engine": "population", "runs": entries})
