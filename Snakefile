@@ -98,7 +98,8 @@ rule train_population:
         spec=population_train_spec,
     threads: 1
     resources:
-        mem_mb=2000,
+        # The models' budget (study.population_memory_mb) plus TensorFlow and the data.
+        mem_mb=int(STUDY.settings.population_memory_mb) + 1000,
         runtime=60,
         **GPU_RESOURCES,
     log:
