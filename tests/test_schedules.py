@@ -359,3 +359,19 @@ def test_schedule_in_sgd_optimizer(option: Dict[str, Any]) -> None:
         # ... and the update indeed used it: w <- w - lr * g.
         moved = before - keras.ops.convert_to_numpy(weight)
         np.testing.assert_allclose(moved, expected * np.array([1.0, -2.0]), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=_option_id)
+def test_schedule_table_gives_every_schedule_at_every_step(option: Dict[str, Any]) -> None:
+    from pipeline.training.schedules import schedule_table
+
+    schedule = build_schedule(option, PEAK, 7, 10)
+    other = build_schedule(option, PEAK / 10, 7, 10)
+    table = schedule_table([schedule, other], 71)
+    assert table.shape == (71, 2) and table.dtype == np.float32
+    # The compiled loop's values are a training step's: within a few float32 ulps of eager calls.
+    np.testing.assert_allclose(table[:, 0], schedule_curve(schedule, 71), rtol=1e-5, atol=0)
+    np.testing.assert_allclose(table[:, 1], schedule_curve(other, 71), rtol=1e-5, atol=0)
+    assert schedule_table([], 5).shape == (5, 0)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        schedule_table([schedule], -1)

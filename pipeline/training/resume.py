@@ -85,6 +85,12 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int) -> Tuple[Any, Any]
 def save_state(path: Path, model: Any, meta: Mapping[str, Any]) -> None:
     """Write the model's and optimizer's variables and ``meta`` (JSON-able) to ``path``,
     atomically and flushed to disk."""
+    write_state(path, state_arrays(model, meta))
+
+
+def state_arrays(model: Any, meta: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+    """A copy of what :func:`save_state` writes: the model's and optimizer's variables, and
+    ``meta``. Taken between two epochs, it can be written while the next one trains."""
     import keras
 
     arrays: Dict[str, np.ndarray] = {}
@@ -92,6 +98,11 @@ def save_state(path: Path, model: Any, meta: Mapping[str, Any]) -> None:
         for index, variable in enumerate(variables):
             arrays[f"{prefix}_{index:05d}"] = keras.ops.convert_to_numpy(variable)
     arrays["meta"] = np.array(json.dumps(dict(meta), allow_nan=True))
+    return arrays
+
+
+def write_state(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write :func:`state_arrays` to ``path``, atomically and flushed to disk."""
 
     def write(temporary: Path) -> None:
         with temporary.open("wb") as handle:

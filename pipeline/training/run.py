@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -79,6 +80,69 @@ def write_history(rows: List[Dict[str, float]], path: Path) -> None:
     write_atomic(path, lambda temporary: HISTORY.write(frame, temporary))
 
 
+@dataclass
+class BuiltRun:
+    """A run's compiled model, ready to train (see :func:`build_run`)."""
+
+    model: Any
+    schedule: Any
+    reference_loss: float
+    steps_per_epoch: int
+
+
+def build_run(
+    run_config: Mapping[str, Any],
+    arrays: Mapping[str, Any],
+    state: Optional[Mapping[str, Any]] = None,
+    state_path: Optional[Path] = None,
+    *,
+    rate_from_schedule: bool = True,
+    reference_loss: Optional[float] = None,
+) -> BuiltRun:
+    """Seed, build and compile a run's model, as both engines do, and restore a saved state.
+
+    The seed (``training.seed``) is set before the model is built, so a run's initial weights
+    depend on its seed alone. The untrained loss (the divergence reference) is measured before
+    compiling, or taken from ``state``. ``rate_from_schedule``: the optimizer evaluates the
+    run's schedule itself (the per-run engine); with False it is built with a rate *variable*
+    instead, which the population engine sets at every step to what the run's own schedule
+    gives at that step (:class:`BuiltRun` keeps the schedule). ``reference_loss``: the untrained
+    loss when the caller knows it already (runs of one seed, model and data start from the same
+    weights). The mixed-precision policy is the caller's to set.
+    """
+    import keras
+
+    from pipeline.training.data import num_classes
+    from pipeline.training.models import build_model
+    from pipeline.training.resume import restore_state
+    from pipeline.training.schedules import build_schedule
+
+    training = run_config["training"]
+    keras.utils.set_random_seed(int(training["seed"]))
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    steps_per_epoch = math.ceil(len(x_train) / training["batch_size"])
+    schedule = build_schedule(run_config["schedule"], training["lr"], steps_per_epoch, training["epochs"])
+    model = build_model(run_config["model"], x_train.shape[1:], num_classes(arrays))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if state:
+        reference_loss = float(state["reference_loss"])
+    elif reference_loss is None:
+        reference_loss = initial_loss(model, loss, x_train, y_train, training["batch_size"])
+    model.compile(
+        optimizer=build_optimizer(run_config["optimizer"], schedule if rate_from_schedule else float(training["lr"])),
+        loss=loss,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=bool(training["xla"]),
+        steps_per_execution=training["steps_per_execution"],
+    )
+    if state:
+        try:
+            restore_state(model, state)
+        except ValueError as error:
+            raise ValueError(f"{state_path}: {error}; delete it to train this run from the start") from error
+    return BuiltRun(model=model, schedule=schedule, reference_loss=reference_loss, steps_per_epoch=steps_per_epoch)
+
+
 def train_run(
     run_config: Mapping[str, Any],
     arrays: Mapping[str, Any],
@@ -103,11 +167,8 @@ def train_run(
     import keras
 
     from pipeline.config.schema import config_hash
-    from pipeline.training.data import num_classes
-    from pipeline.training.models import build_model
     from pipeline.training.callbacks import EpochStateSaver, RunRecorder
-    from pipeline.training.resume import STATE_FILE, epoch_batches, load_state, restore_state
-    from pipeline.training.schedules import build_schedule
+    from pipeline.training.resume import STATE_FILE, epoch_batches, load_state
 
     training = run_config["training"]
     started = time.perf_counter()
@@ -116,27 +177,10 @@ def train_run(
     state_path = out_dir / STATE_FILE
     state = load_state(state_path, run_hash) if resumable else None
     keras.backend.clear_session()
-    keras.utils.set_random_seed(training["seed"])
     keras.mixed_precision.set_global_policy("mixed_float16" if training["mixed_precision"] else "float32")
-
+    built = build_run(run_config, arrays, state, state_path)
+    model, reference_loss, steps_per_epoch = built.model, built.reference_loss, built.steps_per_epoch
     x_train, y_train = arrays["x_train"], arrays["y_train"]
-    steps_per_epoch = math.ceil(len(x_train) / training["batch_size"])
-    schedule = build_schedule(run_config["schedule"], training["lr"], steps_per_epoch, training["epochs"])
-    model = build_model(run_config["model"], x_train.shape[1:], num_classes(arrays))
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    reference_loss = state["reference_loss"] if state else initial_loss(model, loss, x_train, y_train, training["batch_size"])
-    model.compile(
-        optimizer=build_optimizer(run_config["optimizer"], schedule),
-        loss=loss,
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=bool(training["xla"]),
-        steps_per_execution=training["steps_per_execution"],
-    )
-    if state:
-        try:
-            restore_state(model, state)
-        except ValueError as error:
-            raise ValueError(f"{state_path}: {error}; delete it to train this run from the start") from error
     # A resumed run's recorder goes on from the saved rows (and divergence).
     recorder = RunRecorder(
         training["divergence_factor"],
