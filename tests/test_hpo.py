@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 import pytest
+import yaml
 from factories import REPO
 
 from pipeline.search import worker as hpo
@@ -29,6 +30,8 @@ from pipeline.training.data import save_npz
 SMOKE = "study=smoke hpo=tpe hpo.trials=6 hpo.workers=2 study.epochs=3 optimizer=[adam] schedule=[constant]"
 #: The study of the conftest's ``study`` and ``data_file`` fixtures.
 STUDY = SMOKE
+#: The worker's journal logic with training faked: the per-run engine, one trial per ask.
+PER_RUN = "study.engine=per_run"
 
 
 def local_spec(study: Any, search: str, root: Path) -> Dict[str, Any]:
@@ -186,8 +189,8 @@ def tiny_data(tmp_path) -> Path:
     return path
 
 
-def test_errors_are_recorded_and_the_search_goes_on(study, fake_training, tiny_data, tmp_path):
-    spec = {**local_spec(study, "tpe", tmp_path), "trials": 3}
+def test_errors_are_recorded_and_the_search_goes_on(fake_training, tiny_data, tmp_path):
+    spec = {**local_spec(compose_study(f"{SMOKE} {PER_RUN}"), "tpe", tmp_path), "trials": 3}
     first = hpo_storage.open_study(spec)
     first.enqueue_trial({"lr": 1e-3})
     fake_training["fail_for"].add(1e-3)
@@ -207,8 +210,8 @@ def test_errors_are_recorded_and_the_search_goes_on(study, fake_training, tiny_d
     assert sum(t.state.name == "FAIL" for t in journal_trials(spec)) == 6
 
 
-def test_stale_running_trials_are_reaped_live_ones_kept(study, fake_training, tiny_data, tmp_path):
-    spec = {**local_spec(study, "tpe", tmp_path), "trials": 4}
+def test_stale_running_trials_are_reaped_live_ones_kept(fake_training, tiny_data, tmp_path):
+    spec = {**local_spec(compose_study(f"{SMOKE} {PER_RUN}"), "tpe", tmp_path), "trials": 4}
     setup = hpo_storage.open_study(spec)
     heartbeats = hpo_spec.search_dir(spec) / ".heartbeat"
     heartbeats.mkdir(parents=True)
@@ -238,8 +241,11 @@ def test_stale_running_trials_are_reaped_live_ones_kept(study, fake_training, ti
 
 
 @pytest.mark.tf
-def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing(study, data_file, tmp_path):
-    spec = local_spec(study, "tpe", tmp_path)
+def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing(data_file, tmp_path):
+    # The population engine: each worker asks 4 trials at once (ask-and-tell) and trains them as
+    # one population; the budget of 6 is still exact (the last batch asks only what is left).
+    spec = local_spec(compose_study(f"{SMOKE} hpo.batch=4"), "tpe", tmp_path)
+    assert spec["batch"] == 4 and spec["base"]["training"]["engine"] == "population"
     processes = [start_worker(spec, data_file, worker) for worker in (0, 1)]
     for process in processes:
         finish(process)
@@ -248,6 +254,12 @@ def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing
     ran = [read_done(spec, worker)["trials"] for worker in (0, 1)]
     assert not set(ran[0]) & set(ran[1]) and sorted(ran[0] + ran[1]) == list(range(6))
     assert ran[0] and ran[1]  # both workers took part
+    batches: Dict[int, List[int]] = {}
+    for trial in trials:
+        batches.setdefault(trial.user_attrs["batch"], []).append(trial.number)
+    # Asked together: one worker's 4, the other's 2 (what the budget had left).
+    assert sorted(len(numbers) for numbers in batches.values()) == [2, 4]
+    assert all(len({trials[n].user_attrs["worker"] for n in numbers}) == 1 for numbers in batches.values())
 
     out = hpo_spec.search_dir(spec) / "trials.csv"
     summary = subprocess.run(
@@ -268,6 +280,8 @@ def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing
         assert (folder / "history.csv").is_file()
         run_summary = json.loads((folder / "summary.json").read_text())
         assert (run_summary["trial"], run_summary["state"], run_summary["search"]) == (trial.number, "complete", "tpe")
+        assert "population_fallback" not in run_summary
+        assert yaml.safe_load((folder / "config.yaml").read_text())["training"]["engine"] == "population"
         assert run_summary["params"]["lr"] == trial.params["lr"] and run_summary["value"] == trial.value
         mtimes.update({path: path.stat().st_mtime_ns for path in folder.iterdir()})
 
@@ -278,12 +292,14 @@ def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing
 
 
 @pytest.mark.tf
-def test_a_bad_trial_is_pruned_and_a_diverging_one_is_a_worst_valued_result(tmp_path, data_file):
-    study = compose_study(SMOKE + " hpo.pruners=[median] hpo.trials=4 hpo.workers=1 hpo.lr_max=30")
+@pytest.mark.parametrize("engine", ["study.engine=per_run", "study.engine=population hpo.batch=2"])
+def test_a_bad_trial_is_pruned_and_a_diverging_one_is_a_worst_valued_result(tmp_path, data_file, engine):
+    study = compose_study(f"{SMOKE} hpo.pruners=[median] hpo.trials=4 hpo.workers=1 hpo.lr_max=30 {engine}")
     spec = local_spec(study, "tpe_median", tmp_path)
     setup = hpo_storage.open_study(spec)
     # Two good rates complete first (MedianPruner needs 2), then a rate too small to learn
-    # in 3 epochs, then one far too large for Adam.
+    # in 3 epochs, then one far too large for Adam. With the population engine and batches of
+    # 2, the first two train as one population, then the last two, pruned and diverged alone.
     for lr in (1e-2, 3e-3, 1e-6, 30.0):
         setup.enqueue_trial({"lr": lr})
     stdout = finish(start_worker(spec, data_file, 0))

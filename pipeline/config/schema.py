@@ -293,7 +293,8 @@ class HpoConfig:
 
     One search per sampler × pruner in ``samplers`` × ``pruners`` (none by default), each of
     exactly ``trials`` trials shared by ``workers`` parallel Snakemake jobs through one Optuna
-    journal file. The rate is always searched, log-uniform in [``lr_min``, ``lr_max``]; the
+    journal file; with the population engine each worker asks ``batch`` trials at once and
+    trains them as one population. The rate is always searched, log-uniform in [``lr_min``, ``lr_max``]; the
     optimizer and the schedule are categorical dimensions over ``optimizers`` / ``schedules``
     (names of the study's options; empty = the study's first one, fixed); for warm-up
     schedules ``warmup_fraction`` = [low, high] makes the warm-up a float dimension.
@@ -307,6 +308,10 @@ class HpoConfig:
     )
     trials: int = constrained(20, COUNT)
     workers: int = constrained(2, COUNT)
+    #: Trials a worker asks at once and trains as one population (study.engine=population; the
+    #: per-run engine asks one at a time). 5 with 2 workers: the first 10 trials, TPE's random
+    #: start-up, train as two populations, and every later batch sees all earlier results.
+    batch: int = constrained(5, COUNT)
     #: The sampler's seed (the training seed of every trial is the study's first seed).
     seed: int = 0
     lr_min: float = constrained(1e-5, RATE)

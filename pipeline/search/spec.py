@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # annotations only: optuna is imported where it is used
 #: Spec keys that may change between runs of one search without invalidating its trials:
 #: the budget may be raised (the search continues), the worker count changed, the results
 #: folder moved.
-MUTABLE_SPEC_KEYS = ("trials", "workers", "study_dir", "journal")
+MUTABLE_SPEC_KEYS = ("trials", "workers", "batch", "study_dir", "journal")
 
 
 def search_name(sampler: str, pruner: str) -> str:
@@ -68,9 +68,10 @@ def hpo_job_spec(study: Any, search: str) -> Dict[str, Any]:
         seed=training_seed,
         lr=hpo.lr_min,  # a placeholder: every trial sets its own rate
     )
-    # Trials train one by one (pipeline.training.run): their configs never carry the population
-    # engine's mark, so study.engine changes no search's spec.
-    base["training"].pop("engine", None)
+    # With the population engine a worker asks hpo.batch trials at once and trains them as one
+    # population; their configs carry the engine's mark (as grid runs do), so the two engines'
+    # searches have different spec hashes and never share a journal.
+    population = study.settings.engine == "population"
     study_dir = results_folder(study.name)
     return {
         "search": search,
@@ -78,6 +79,7 @@ def hpo_job_spec(study: Any, search: str) -> Dict[str, Any]:
         "pruner": pruner,
         "trials": int(hpo.trials),
         "workers": int(hpo.workers),
+        "batch": int(hpo.batch) if population else 1,
         "seed": int(hpo.seed),
         "lr_min": float(hpo.lr_min),
         "lr_max": float(hpo.lr_max),

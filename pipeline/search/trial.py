@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pipeline.search.spec import trial_dir
 from pipeline.tables import RunStatus, TrialState
@@ -85,22 +85,17 @@ def trial_outcome(
     return TrialState.COMPLETE, best if math.isfinite(best) else worst_value(summary, divergence_factor)
 
 
-def train_trial(
-    trial: Any, spec: Mapping[str, Any], arrays: Mapping[str, Any], digest: str, device: str, worker: int
-) -> Tuple[Dict[str, Any], Dict[str, Any], str, Optional[float]]:
-    """Sample and train one asked trial into its run folder; returns (params, summary, state,
-    value), the state and value to tell (see :func:`trial_outcome`)."""
-    from pipeline.training.callbacks import PruningCallback  # imports Keras
-    from pipeline.training.run import train_run
+def _trial_fields(
+    trial: Any, spec: Mapping[str, Any], worker: int, params: Mapping[str, Any],
+    pruned_epoch: Callable[[], Optional[int]], divergence_factor: float, outcome: Dict[str, Any],
+) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+    """The ``extra_summary`` of a trial's run: its number, state, value and params (``outcome``
+    receives the state and value), called by the engine before it writes summary.json, so that
+    the folder records the state. ``pruned_epoch()`` is the epoch it was pruned after, or None."""
 
-    params, run_config = sample_trial(trial, spec, digest)
-    pruning = PruningCallback(trial)
-    divergence_factor = float(run_config["training"]["divergence_factor"])
-    outcome: Dict[str, Any] = {}
-
-    def trial_fields(summary: Dict[str, Any]) -> Dict[str, Any]:
-        # Called by train_run before it writes summary.json, so the folder records the state.
-        state, value = trial_outcome(summary, pruning.pruned_epoch is not None, divergence_factor)
+    def fields(summary: Dict[str, Any]) -> Dict[str, Any]:
+        epoch = pruned_epoch()
+        state, value = trial_outcome(summary, epoch is not None, divergence_factor)
         outcome.update(state=state, value=value)
         return {
             "trial": trial.number,
@@ -108,11 +103,132 @@ def train_trial(
             "value": value,
             "search": spec["search"],
             "worker": int(worker),
-            "params": params,
-            "pruned_epoch": pruning.pruned_epoch,
+            "params": dict(params),
+            "pruned_epoch": epoch,
         }
 
+    return fields
+
+
+def train_trial(
+    trial: Any, spec: Mapping[str, Any], arrays: Mapping[str, Any], digest: str, device: str, worker: int
+) -> Tuple[Dict[str, Any], Dict[str, Any], str, Optional[float]]:
+    """Sample and train one asked trial into its run folder with the per-run engine; returns
+    (params, summary, state, value), the state and value to tell (see :func:`trial_outcome`)."""
+    params, run_config = sample_trial(trial, spec, digest)
+    return _train_one(trial, params, run_config, spec, arrays, device, worker)
+
+
+def _train_one(
+    trial: Any, params: Dict[str, Any], run_config: Dict[str, Any], spec: Mapping[str, Any],
+    arrays: Mapping[str, Any], device: str, worker: int, extra: Optional[Mapping[str, Any]] = None,
+) -> Tuple[Dict[str, Any], Dict[str, Any], str, Optional[float]]:
+    from pipeline.training.callbacks import PruningCallback  # imports Keras
+    from pipeline.training.run import train_run
+
+    run_config = copy.deepcopy(run_config)
+    run_config["training"].pop("engine", None)  # trained run by run: the per-run engine's config
+    pruning = PruningCallback(trial)
+    outcome: Dict[str, Any] = {}
+    fields = _trial_fields(
+        trial, spec, worker, params, lambda: pruning.pruned_epoch, float(run_config["training"]["divergence_factor"]), outcome
+    )
     summary = train_run(
-        run_config, arrays, trial_dir(spec, trial.number), device, callbacks=[pruning], extra_summary=trial_fields
+        run_config, arrays, trial_dir(spec, trial.number), device, callbacks=[pruning],
+        extra_summary=lambda summary: {**fields(summary), **(extra or {})},
     )
     return params, summary, outcome["state"], outcome["value"]
+
+
+TrialResult = Union[Tuple[Dict[str, Any], Dict[str, Any], str, Optional[float]], BaseException]
+
+
+def train_trials(
+    trials: Sequence[Any], spec: Mapping[str, Any], arrays: Mapping[str, Any], digest: str, device: str, worker: int
+) -> List[TrialResult]:
+    """Train a batch of asked trials; one result per trial, in order: (params, summary, state,
+    value) as :func:`train_trial` returns, or the exception that failed that trial.
+
+    With the per-run engine (``spec["batch"] == 1`` and no engine mark) each trial is one
+    ``train_run``. With the population engine the trials that sampled the same optimizer train
+    as one population (:func:`pipeline.training.population.train_population`, no saved states:
+    a killed worker's trials are reaped and asked again), the pruner asked after each epoch of
+    each trial exactly as the per-run engine's callback asks it
+    (:func:`pipeline.training.callbacks.report_epoch`). A model the engine cannot trace as a
+    population trains run by run, its summaries saying why (``population_fallback``).
+    """
+    results: List[Optional[TrialResult]] = [None] * len(trials)
+    sampled: Dict[int, Tuple[Dict[str, Any], Dict[str, Any]]] = {}
+    for index, trial in enumerate(trials):
+        try:
+            sampled[index] = sample_trial(trial, spec, digest)
+        except Exception as error:  # noqa: BLE001 - a failed trial is recorded; the others go on
+            results[index] = error
+    population = spec["base"]["training"].get("engine") == "population"
+    groups: Dict[str, List[int]] = {}
+    for index, (params, _) in sampled.items():
+        groups.setdefault(params["optimizer"] if population else f"trial{index}", []).append(index)
+    for indices in groups.values():
+        for index, result in zip(indices, _train_group([trials[i] for i in indices], [sampled[i] for i in indices], spec,
+                                                      arrays, device, worker, population)):
+            results[index] = result
+    return [result if result is not None else RuntimeError("trial not trained") for result in results]
+
+
+def _train_group(
+    trials: Sequence[Any], sampled: Sequence[Tuple[Dict[str, Any], Dict[str, Any]]], spec: Mapping[str, Any],
+    arrays: Mapping[str, Any], device: str, worker: int, population: bool,
+) -> List[TrialResult]:
+    """Train trials of one optimizer: as one population, or (per-run engine, or a model the
+    population engine cannot take) one by one."""
+
+    def one_by_one(extra: Optional[Mapping[str, Any]] = None) -> List[TrialResult]:
+        results: List[TrialResult] = []
+        for trial, (params, run_config) in zip(trials, sampled):
+            try:
+                results.append(_train_one(trial, params, run_config, spec, arrays, device, worker, extra))
+            except Exception as error:  # noqa: BLE001 - a failed trial is recorded; the others go on
+                results.append(error)
+        return results
+
+    if not population:
+        return one_by_one()
+    from pipeline.training.callbacks import report_epoch  # imports Keras
+    from pipeline.training.population import PopulationUnsupported, train_population
+
+    epochs = int(sampled[0][1]["training"]["epochs"])
+    pruned: Dict[int, Optional[int]] = {index: None for index in range(len(trials))}
+    outcomes: List[Dict[str, Any]] = [{} for _ in trials]
+
+    def stop(index: int, row: Mapping[str, float]) -> bool:
+        if report_epoch(trials[index], int(row["epoch"]) - 1, float(row["val_loss"]), epochs):
+            pruned[index] = int(row["epoch"])
+            return True
+        return False
+
+    fields = [
+        _trial_fields(
+            trial, spec, worker, params, (lambda index=index: pruned[index]),
+            float(run_config["training"]["divergence_factor"]), outcomes[index],
+        )
+        for index, (trial, (params, run_config)) in enumerate(zip(trials, sampled))
+    ]
+    try:
+        summaries = train_population(
+            [run_config for _, run_config in sampled],
+            arrays,
+            [trial_dir(spec, trial.number) for trial in trials],
+            device,
+            resumable=False,
+            stop_member=stop,
+            extra_summaries=fields,
+        )
+    except PopulationUnsupported as error:
+        print(f"population engine: {error}; training these {len(trials)} trials one by one (per_run)", flush=True)
+        return one_by_one({"population_fallback": str(error)})
+    except Exception as error:  # noqa: BLE001 - the population failed: each of its trials failed
+        return [error] * len(trials)
+    return [
+        (params, summary, outcome["state"], outcome["value"])
+        for (params, _), summary, outcome in zip(sampled, summaries, outcomes)
+    ]

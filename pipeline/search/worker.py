@@ -9,8 +9,9 @@ by ``hpo.workers`` parallel worker jobs (:func:`run_worker`). The parts, by mean
   spec, its hash, the sampler and pruner);
 - :mod:`pipeline.search.storage`: the journal, the budget lock, heartbeats and the reaping of
   stale trials;
-- :mod:`pipeline.search.trial`: one trial (sampling, training with a pruning callback, its state
-  and value);
+- :mod:`pipeline.search.trial`: trials (sampling, training with the pruner asked after every
+  epoch, their state and value); with the population engine a worker asks ``hpo.batch`` trials
+  at once and trains them as one population per optimizer (ask-and-tell);
 - :mod:`pipeline.search.summary`: the search's ``trials.csv``.
 
 The budget
@@ -18,10 +19,11 @@ The budget
     PRUNED and RUNNING (a RUNNING trial is being trained by a live worker); FAIL trials are not
     (a training error or a reaped interrupted trial), nor are WAITING ones (enqueued by hand,
     they are taken by the next ``ask`` rather than adding a trial). A worker counts and asks
-    under one lock (``journal.log.budget.lock``), so workers together never create more than
-    the budget: an uninterrupted search's journal holds exactly ``trials`` trials. After an
-    interruption it holds ``trials`` counted trials plus the FAIL ones. A rerun of a killed
-    worker job reaps its stale trial and continues up to the budget at once; a rerun of a
+    under one lock (``journal.log.budget.lock``), asking at most what the budget has left, so
+    workers together never create more than the budget: an uninterrupted search's journal
+    holds exactly ``trials`` trials. After an interruption it holds ``trials`` counted trials
+    plus the FAIL ones. A rerun of a killed
+    worker job reaps its stale trials and continues up to the budget at once; a rerun of a
     finished search trains nothing.
 
 Failures
@@ -56,7 +58,7 @@ from pipeline.search.storage import (
     reap_stale_trials,
 )
 from pipeline.search.summary import summarise_search
-from pipeline.search.trial import train_trial
+from pipeline.search.trial import train_trials
 from pipeline.io import write_atomic, write_json_atomic
 from pipeline.tables import TRIALS
 from pipeline.tables import TrialState as Outcome
@@ -72,13 +74,13 @@ def run_worker(
 ) -> List[Dict[str, Any]]:
     """Ask, train and tell trials of one search until its budget is full.
 
-    Returns one entry per trial this worker ran: trial number, state and value. TensorFlow
+    Each round asks ``spec["batch"]`` trials at once (never more than the budget has left) and
+    trains them together (:func:`pipeline.search.trial.train_trials`: one population per
+    optimizer with the population engine). Returns one entry per trial this worker ran: trial
+    number, state and value. TensorFlow
     is configured (before its import) only when a first trial needs training, so a rerun of
     a finished search takes a second, not TensorFlow's start-up.
     """
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
-
     from pipeline.training.data import arrays_digest, load_npz
 
     arrays = load_npz(data_file)
@@ -110,43 +112,59 @@ def run_worker(
                         f"search {spec['search']!r}: {counts['errors']} trials failed with errors (the budget is "
                         f"{spec['trials']}); giving up. See the fail_reason of the FAIL trials in {journal}"
                     )
-                # Ask inside the lock: the count and the new trial are one step, so workers
+                # Ask inside the lock: the count and the new trials are one step, so workers
                 # together never create more trials than the budget.
-                trial = study.ask()
-                trial.set_user_attr("worker", int(worker))
-                trial.set_user_attr("token", token)
-            number = trial.number
+                trials = [study.ask() for _ in range(min(int(spec.get("batch", 1)), spec["trials"] - counts["counted"]))]
+                for trial in trials:
+                    trial.set_user_attr("worker", int(worker))
+                    trial.set_user_attr("token", token)
+                    # The trials asked (and trained) together: the first one's number.
+                    trial.set_user_attr("batch", trials[0].number)
             started = time.perf_counter()
             try:
                 if device is None:
                     from pipeline.training.device import configure_tensorflow
 
                     device = configure_tensorflow(threads, spec["deterministic"], gpus=gpus)
-                params, summary, state, value = train_trial(trial, spec, arrays, digest, device, worker)
-            except Exception as error:  # a failed trial is recorded; the search goes on
-                traceback.print_exc(file=sys.stderr)
-                fail_trial(study, storage, number, f"error: {type(error).__name__}: {error}")
-                ran.append({"trial": number, "state": "fail", "value": None})
-                print(f"{spec['search']} trial {number}: fail ({type(error).__name__}: {error})", flush=True)
-                continue
+                results = train_trials(trials, spec, arrays, digest, device, worker)
             except BaseException:
-                # Interrupted (Ctrl-C, SystemExit): free the trial now rather than via reaping.
-                fail_trial(study, storage, number, "interrupted")
+                # Interrupted (Ctrl-C, SystemExit): free the trials now rather than via reaping.
+                for trial in trials:
+                    fail_trial(study, storage, trial.number, "interrupted")
                 raise
-            try:
-                study.tell(trial, value, state=TrialState.COMPLETE if state == Outcome.COMPLETE else TrialState.PRUNED)
-            except UpdateFinishedTrialError:
-                # Reaped as stale by another worker (a heartbeat that looked dead): the journal
-                # keeps FAIL, the run folder its result; the budget fills with another trial.
-                print(f"{spec['search']} trial {number}: was reaped while training; its result is not told")
-                state, value = "fail", None
-            ran.append({"trial": number, "state": state, "value": value})
-            print(
-                f"{spec['search']} trial {number}: {state} ({summary['status']}), lr {params['lr']:.4g}, "
-                f"value {value}, {summary['epochs_run']} epochs in {time.perf_counter() - started:.1f} s",
-                flush=True,
-            )
+            seconds = time.perf_counter() - started
+            for trial, result in zip(trials, results):
+                ran.append(_tell(study, storage, spec, trial, result, seconds / len(trials)))
     return ran
+
+
+def _tell(
+    study: Any, storage: Any, spec: Mapping[str, Any], trial: Any, result: Any, seconds: float
+) -> Dict[str, Any]:
+    """Tell the journal a trained trial's outcome (or its failure); the worker's entry for it."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    number = trial.number
+    if isinstance(result, BaseException):  # a failed trial is recorded; the search goes on
+        traceback.print_exception(result, file=sys.stderr)
+        fail_trial(study, storage, number, f"error: {type(result).__name__}: {result}")
+        print(f"{spec['search']} trial {number}: fail ({type(result).__name__}: {result})", flush=True)
+        return {"trial": number, "state": "fail", "value": None}
+    params, summary, state, value = result
+    try:
+        study.tell(trial, value, state=TrialState.COMPLETE if state == Outcome.COMPLETE else TrialState.PRUNED)
+    except UpdateFinishedTrialError:
+        # Reaped as stale by another worker (a heartbeat that looked dead): the journal keeps
+        # FAIL, the run folder its result; the budget fills with another trial.
+        print(f"{spec['search']} trial {number}: was reaped while training; its result is not told")
+        state, value = "fail", None
+    print(
+        f"{spec['search']} trial {number}: {state} ({summary['status']}), lr {params['lr']:.4g}, "
+        f"value {value}, {summary['epochs_run']} epochs, {seconds:.1f} s (its share of its batch)",
+        flush=True,
+    )
+    return {"trial": number, "state": state, "value": value}
 
 
 

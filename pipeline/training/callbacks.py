@@ -26,7 +26,7 @@ import keras
 
 from pipeline.training.resume import save_state
 
-__all__ = ["EpochShuffle", "EpochStateSaver", "PruningCallback", "PruningTrial", "RunRecorder"]
+__all__ = ["EpochShuffle", "EpochStateSaver", "PruningCallback", "PruningTrial", "RunRecorder", "report_epoch"]
 
 
 class EpochShuffle(keras.callbacks.Callback):
@@ -128,14 +128,20 @@ class PruningCallback(keras.callbacks.Callback):
         if self.model.stop_training:
             return  # the recorder stopped a diverging run: a result, not a pruning decision
         value = float((logs or {}).get("val_loss", math.nan))
-        if not math.isfinite(value):
-            return
-        self.trial.report(value, step=epoch)
-        # Not on the last epoch: stopping then saves nothing, and the full run is a result.
-        last = epoch + 1 >= int(self.params.get("epochs", 0) or 0)
-        if not last and self.trial.should_prune():
+        if report_epoch(self.trial, epoch, value, int(self.params.get("epochs", 0) or 0)):
             self.pruned_epoch = epoch + 1
             self.model.stop_training = True
+
+
+def report_epoch(trial: PruningTrial, epoch: int, val_loss: float, epochs: int) -> bool:
+    """Report a trial's ``val_loss`` after epoch ``epoch`` (0-based) and say whether to prune it
+    now; both engines ask the pruner through this. A non-finite loss is not reported, and the
+    pruner is not asked after the last epoch (stopping then saves nothing, and the full run is
+    a result)."""
+    if not math.isfinite(val_loss):
+        return False
+    trial.report(val_loss, step=epoch)
+    return epoch + 1 < epochs and bool(trial.should_prune())
 
 
 class EpochStateSaver(keras.callbacks.Callback):

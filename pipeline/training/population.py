@@ -111,6 +111,8 @@ class Member:
     reference_loss: float = math.nan
     rows: List[Dict[str, float]] = field(default_factory=list)
     diverged_epoch: Optional[int] = None
+    #: The epoch after which the caller stopped the member (a search's pruner), or None.
+    stopped_epoch: Optional[int] = None
     seconds: float = 0.0
     resumed_from_epoch: Optional[int] = None
     steps_per_epoch: int = 0
@@ -121,7 +123,11 @@ class Member:
 
     @property
     def done(self) -> bool:
-        return self.diverged_epoch is not None or len(self.rows) >= int(self.training["epochs"])
+        return (
+            self.diverged_epoch is not None
+            or self.stopped_epoch is not None
+            or len(self.rows) >= int(self.training["epochs"])
+        )
 
     def variables(self) -> List[Any]:
         """Every variable the member's training and validation steps touch, in a fixed order:
@@ -421,13 +427,20 @@ def train_population(
     device: str = "",
     resumable: bool = True,
     on_epoch: Optional[Callable[[int, int], None]] = None,
+    stop_member: Optional[Callable[[int, Mapping[str, float]], bool]] = None,
+    extra_summaries: Optional[Sequence[Optional[Callable[[Dict[str, Any]], Mapping[str, Any]]]]] = None,
 ) -> List[Dict[str, Any]]:
     """Train the runs ``run_configs`` as one population and write each run's folder.
 
     Returns one summary per run, in order (the same keys as the per-run engine's
     ``summary.json``). ``resumable``: save each member's state at every epoch end and resume
     members that have one. ``on_epoch(epoch, members_training)`` is called after each epoch
-    (progress). TensorFlow must be configured already (:func:`pipeline.training.device.configure_tensorflow`).
+    (progress). ``stop_member(index, row)`` is asked after each epoch of run ``index`` that goes
+    on (not diverged, epochs left), with its new history row; True stops that run there, as a
+    search's pruner stops a trial. ``extra_summaries[index]``, like
+    :func:`pipeline.training.run.train_run`'s ``extra_summary``, adds keys to that run's
+    summary. TensorFlow must be configured already
+    (:func:`pipeline.training.device.configure_tensorflow`).
     """
     import keras
 
@@ -438,6 +451,8 @@ def train_population(
     run_configs = [json.loads(json.dumps(config)) for config in run_configs]
     if len(run_configs) != len(out_dirs):
         raise ValueError(f"{len(run_configs)} run configs but {len(out_dirs)} run folders")
+    if extra_summaries is not None and len(extra_summaries) != len(run_configs):
+        raise ValueError(f"{len(run_configs)} run configs but {len(extra_summaries)} extra summaries")
     check_population(run_configs)
     if not run_configs:
         return []
@@ -458,6 +473,7 @@ def train_population(
         member.seconds += setup_share
 
     summaries: Dict[int, Dict[str, Any]] = {}
+    index_of = {id(member): index for index, member in enumerate(members)}
 
     def finish(member: Member) -> Dict[str, Any]:
         return finish_run(
@@ -472,6 +488,7 @@ def train_population(
             seconds=member.seconds,
             resumed_from_epoch=member.resumed_from_epoch,
             device=device,
+            extra_summary=extra_summaries[index_of[id(member)]] if extra_summaries is not None else None,
         )
 
     epochs = int(training["epochs"])
@@ -495,6 +512,8 @@ def train_population(
                     if member not in training_now:
                         continue  # stopped earlier: its steps in this program are not results
                     _record_epoch(member, epoch, log, seconds)
+                    if not member.done and stop_member is not None and stop_member(index_of[id(member)], member.rows[-1]):
+                        member.stopped_epoch = epoch + 1
                     if member.done:
                         # Written now, not when the population ends: a job killed later keeps it.
                         summaries[id(member)] = finish(member)
