@@ -274,6 +274,26 @@ def test_same_seed_same_curve_and_stop_on_blow_up(arrays, curve):
 
 
 @pytest.mark.tf
+def test_seeds_ramp_together_each_as_it_would_alone(arrays, curve):
+    from pipeline.finder.range_test import range_test, range_tests
+
+    # Seeds 0 and 2 ramp as one population; a seed that stops (blows up) leaves the others
+    # going, and each curve is bit-identical to that seed's test alone.
+    together = range_tests(MLP, {"type": "adam"}, arrays, BLOWUP, 32, [2, 0])
+    assert list(together) == [2, 0]
+    pd.testing.assert_frame_equal(together[0], curve, check_exact=True)
+    assert together[0].attrs["stopped"] == curve.attrs["stopped"]
+    alone = range_test(MLP, {"type": "adam"}, arrays, BLOWUP, 32, seed=2)
+    pd.testing.assert_frame_equal(together[2], alone, check_exact=True)
+    assert together[2].attrs["stopped"] == alone.attrs["stopped"]
+    # The same with another optimizer and ramp:
+    steep = FinderConfig(start_lr=1e-4, end_lr=1e3, steps=40, skip_start=2, skip_end=2)
+    both = range_tests(MLP, {"type": "sgd"}, arrays, steep, 32, [0, 1])
+    for seed in (0, 1):
+        pd.testing.assert_frame_equal(both[seed], range_test(MLP, {"type": "sgd"}, arrays, steep, 32, seed=seed), check_exact=True)
+
+
+@pytest.mark.tf
 def test_linear_ramp_runs_to_its_end(arrays):
     from pipeline.finder.range_test import range_test
 

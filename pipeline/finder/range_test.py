@@ -1,6 +1,7 @@
 """The LR range test itself (TensorFlow): a fresh model per seed, the rate ramped step by step,
 every batch's own loss recorded (never Keras' running mean), and the suggestions of
-:mod:`pipeline.finder.suggest` applied to the smoothed curve.
+:mod:`pipeline.finder.suggest` applied to the smoothed curve. The study's seeds ramp together,
+as one population (one traced step, bound to each seed's model).
 
 Command line (one Snakemake job per optimizer)::
 
@@ -18,7 +19,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -40,18 +41,35 @@ def range_test(
     batch_size: int,
     seed: int,
 ) -> "pd.DataFrame":
-    """Run one range test on a fresh model; one row per optimizer step taken.
+    """Run one range test on a fresh model of seed ``seed`` (:func:`range_tests` with one seed)."""
+    return range_tests(model_options, optimizer_options, arrays, settings, batch_size, [seed])[int(seed)]
 
-    Step ``i`` sets the optimizer's rate to :func:`ramp_rate` ``(settings, i)``, computes the
-    loss of batch ``i`` (:func:`batch_indices`) with the current weights, applies its
-    gradients at that rate, and records ``step`` (0-based), ``lr`` (that rate, as float64;
-    the optimizer holds its float32 rounding), ``loss`` (that batch's loss, before the
-    update) and ``smooth_loss`` (:func:`smooth_losses` with ``settings.beta``).
 
-    The test stops after recording a step whose loss is non-finite, or whose smoothed loss
-    exceeds ``settings.stop_factor`` × the lowest smoothed loss of the earlier steps. The
-    result's ``attrs["stopped"]`` says why (``"non_finite"``, ``"stop_factor"``) or is
-    ``None`` when the ramp reached ``end_lr``.
+def range_tests(
+    model_options: Mapping[str, Any],
+    optimizer_options: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    settings: FinderConfig,
+    batch_size: int,
+    seeds: Sequence[int],
+) -> Dict[int, "pd.DataFrame"]:
+    """Run the range test of every seed, all seeds as one population; one curve per seed, one
+    row per optimizer step taken.
+
+    Each seed has its own fresh model (built from the seed) and optimizer, and its own batches
+    (:func:`batch_indices`). Step ``i`` sets every optimizer's rate to :func:`ramp_rate`
+    ``(settings, i)``, computes the loss of each seed's batch ``i`` with the current weights,
+    applies its gradients at that rate, and records ``step`` (0-based), ``lr`` (that rate, as
+    float64; the optimizer holds its float32 rounding), ``loss`` (that batch's loss, before the
+    update) and ``smooth_loss`` (the bias-corrected running mean with ``settings.beta``). One
+    step is traced once, on the first seed's model, and every seed runs it bound to its own
+    variables (:class:`pipeline.training.population.SharedStep`); one program runs the step of
+    every seed still ramping.
+
+    A seed's test stops after recording a step whose loss is non-finite, or whose smoothed loss
+    exceeds ``settings.stop_factor`` × the lowest smoothed loss of its earlier steps; the other
+    seeds go on. A curve's ``attrs["stopped"]`` says why (``"non_finite"``, ``"stop_factor"``)
+    or is ``None`` when the ramp reached ``end_lr``.
 
     Call :func:`pipeline.training.device.configure_tensorflow` first (threads, op determinism).
     """
@@ -62,19 +80,28 @@ def range_test(
     from pipeline.training.data import num_classes
     from pipeline.training.models import build_model
     from pipeline.training.optimizers import build_optimizer
+    from pipeline.training.population import SharedStep
 
+    seeds = [int(seed) for seed in dict.fromkeys(int(seed) for seed in seeds)]
+    if not seeds:
+        return {}
     keras.backend.clear_session()
-    keras.utils.set_random_seed(int(seed))
     # The policy is process-global: a mixed-precision training run earlier in this process
     # must not change the finder's numbers.
     keras.mixed_precision.set_global_policy("float32")
     x_train, y_train = np.asarray(arrays["x_train"]), np.asarray(arrays["y_train"])
-    model = build_model(dict(model_options), x_train.shape[1:], num_classes(arrays))
-    optimizer = build_optimizer(optimizer_options, learning_rate=float(settings.start_lr))
+    members = []
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        model = build_model(dict(model_options), x_train.shape[1:], num_classes(arrays))
+        optimizer = build_optimizer(optimizer_options, learning_rate=float(settings.start_lr))
+        optimizer.build(model.trainable_variables)
+        members.append((model, optimizer))
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model, optimizer = members[0]
 
-    @tf.function
-    def train_step(x: Any, y: Any) -> Tuple[Any, Any]:
+    def train_step(x: Any, y: Any, rate: Any) -> Tuple[Any, Any]:
+        optimizer.learning_rate.assign(rate)
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = loss_fn(y, logits)
@@ -83,35 +110,68 @@ def range_test(
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         # The rate apply_gradients read, returned so that the caller can check it is the one
-        # it set (a setter that rebinds instead of assigning would leave a stale rate here).
+        # it set (an assignment that did not reach the optimizer would leave a stale rate).
         return loss, tf.convert_to_tensor(optimizer.learning_rate)
 
-    rows: List[Dict[str, float]] = []
-    average, best = 0.0, math.inf
-    stopped: Optional[str] = None
-    for step, rows_of_batch in enumerate(batch_indices(len(x_train), int(batch_size), settings.steps, int(seed))):
-        rate = ramp_rate(settings, step)
-        # Keras 3's setter assigns the existing rate variable, which the traced step reads.
-        optimizer.learning_rate = rate
-        loss_tensor, used = train_step(tf.constant(x_train[rows_of_batch]), tf.constant(y_train[rows_of_batch]))
-        if float(used) != float(np.asarray(rate, dtype=used.dtype.as_numpy_dtype)):
-            raise RuntimeError(f"the optimizer applied rate {float(used)!r} at step {step}, not the ramp's {rate!r}")
-        loss = float(loss_tensor)
-        average = settings.beta * average + (1.0 - settings.beta) * loss
-        smooth = average / (1.0 - settings.beta ** (step + 1))
-        rows.append({"step": step, "lr": rate, "loss": loss, "smooth_loss": smooth})
-        if not (math.isfinite(loss) and math.isfinite(smooth)):
-            stopped = "non_finite"
-            break
-        if smooth > settings.stop_factor * best:
-            stopped = "stop_factor"
-            break
-        best = min(best, smooth)
-    frame = pd.DataFrame(rows, columns=["step", "lr", "loss", "smooth_loss"])
-    frame["step"] = frame["step"].astype(np.int64)
-    frame.attrs["stopped"] = stopped
-    return frame
+    specs = [
+        tf.TensorSpec([None, *x_train.shape[1:]], tf.as_dtype(x_train.dtype)),
+        tf.TensorSpec([None, *y_train.shape[1:]], tf.as_dtype(y_train.dtype)),
+        tf.TensorSpec([], tf.float32),
+    ]
+    step_fn = SharedStep(train_step, specs, [*model.variables, *optimizer.variables])
+    captures = {
+        seed: step_fn.bind([*member.variables, *member_optimizer.variables], f"seed {seed}")
+        for seed, (member, member_optimizer) in zip(seeds, members)
+    }
+    programs: Dict[Tuple[int, ...], Any] = {}
 
+    def program(active: Tuple[int, ...]) -> Any:
+        # One program per set of seeds still ramping (a seed that stopped leaves it).
+        if active not in programs:
+            bound = [captures[seed] for seed in active]
+            programs[active] = tf.function(
+                lambda batches, rate: [step_fn([x, y, rate], own) for (x, y), own in zip(batches, bound)]
+            )
+        return programs[active]
+
+    orders = {seed: iter(batch_indices(len(x_train), int(batch_size), settings.steps, seed)) for seed in seeds}
+    rows: Dict[int, List[Dict[str, float]]] = {seed: [] for seed in seeds}
+    averages = {seed: 0.0 for seed in seeds}
+    best = {seed: math.inf for seed in seeds}
+    stopped: Dict[int, Optional[str]] = {seed: None for seed in seeds}
+    active = tuple(seeds)
+    for step in range(settings.steps):
+        if not active:
+            break
+        rate = ramp_rate(settings, step)
+        batches = []
+        for seed in active:
+            indices = next(orders[seed])
+            batches.append((tf.constant(x_train[indices]), tf.constant(y_train[indices])))
+        results = program(active)(batches, tf.constant(rate, tf.float32))
+        still = []
+        for seed, (loss_tensor, used) in zip(active, results):
+            if float(used) != float(np.asarray(rate, dtype=used.dtype.as_numpy_dtype)):
+                raise RuntimeError(f"the optimizer applied rate {float(used)!r} at step {step}, not the ramp's {rate!r}")
+            loss = float(loss_tensor)
+            averages[seed] = settings.beta * averages[seed] + (1.0 - settings.beta) * loss
+            smooth = averages[seed] / (1.0 - settings.beta ** (step + 1))
+            rows[seed].append({"step": step, "lr": rate, "loss": loss, "smooth_loss": smooth})
+            if not (math.isfinite(loss) and math.isfinite(smooth)):
+                stopped[seed] = "non_finite"
+            elif smooth > settings.stop_factor * best[seed]:
+                stopped[seed] = "stop_factor"
+            else:
+                best[seed] = min(best[seed], smooth)
+                still.append(seed)
+        active = tuple(still)
+    curves = {}
+    for seed in seeds:
+        frame = pd.DataFrame(rows[seed], columns=["step", "lr", "loss", "smooth_loss"])
+        frame["step"] = frame["step"].astype(np.int64)
+        frame.attrs["stopped"] = stopped[seed]
+        curves[seed] = frame
+    return curves
 
 
 def run_finder(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Tuple["pd.DataFrame", Dict[str, Any]]:
@@ -122,8 +182,8 @@ def run_finder(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Tup
     settings = FinderConfig(**spec["finder"])
     curves = []
     per_seed: Dict[int, Dict[str, Any]] = {}
-    for seed in spec["seeds"]:
-        curve = range_test(spec["model"], spec["optimizer_options"], arrays, settings, int(spec["batch_size"]), int(seed))
+    tests = range_tests(spec["model"], spec["optimizer_options"], arrays, settings, int(spec["batch_size"]), spec["seeds"])
+    for seed, curve in tests.items():
         entry = suggest(curve["lr"].to_numpy(), curve["smooth_loss"].to_numpy(), settings)
         entry.update({"steps_run": len(curve), "stopped": curve.attrs.get("stopped")})
         per_seed[int(seed)] = entry

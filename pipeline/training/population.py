@@ -193,14 +193,56 @@ def _rate_tables(members: Sequence[Member]) -> None:
         member.rates = table[:, distinct[key]]
 
 
-def _concrete_call(function: Any, inputs: Sequence[Any], captures: Sequence[Any]) -> Any:
-    """Call a traced step on a member: the same program, bound to that member's variables.
+class SharedStep:
+    """A step traced once on one model and run on any model of the same structure, bound to
+    that model's variables.
 
-    ``ConcreteFunction._call_flat`` is how TensorFlow itself calls a traced function with its
-    captured inputs; passing another member's variable handles in their place runs the same
-    graph on that member's state. (A TensorFlow without it makes the population unsupported,
-    and the job trains run by run.)"""
-    return function._call_flat(list(inputs), list(captures))
+    ``function`` is traced with ``input_specs`` as a function TensorFlow keeps as one callable
+    unit (``_noinline``: instantiated and optimised once, however many call sites it has);
+    ``variables`` are the template's variables it may use (model, optimizer, metrics). Calling
+    it with :meth:`bind`'s captures of another model runs the very same graph on that model's
+    state: ``ConcreteFunction._call_flat`` is how TensorFlow itself calls a traced function
+    with its captured inputs, and a member's variable handles take the template's places. A
+    TensorFlow without it raises here, and the caller trains run by run.
+    """
+
+    def __init__(self, function: Callable[..., Any], input_specs: Sequence[Any], variables: Sequence[Any], xla: bool = False):
+        import tensorflow as tf
+
+        traced = tf.function(function, experimental_attributes={"_noinline": True}, jit_compile=xla)
+        self.function = traced.get_concrete_function(*input_specs)
+        if not hasattr(self.function, "_call_flat"):
+            raise PopulationUnsupported(f"TensorFlow {tf.__version__} cannot call a traced step on another model's variables")
+        self._position = {id(variable.handle): index for index, variable in enumerate(variables)}
+        self._signature = _signature(variables)
+
+    def constants(self) -> List[Any]:
+        """The values the traced step captured besides variables (shared by every model)."""
+        import tensorflow as tf
+
+        return [value for value in self.function.captured_inputs if value.dtype != tf.resource]
+
+    def bind(self, variables: Sequence[Any], name: str = "a member") -> List[Any]:
+        """The captured inputs that run this step on a model whose variables are ``variables``
+        (in the template's order)."""
+        import tensorflow as tf
+
+        if _signature(variables) != self._signature:
+            raise PopulationUnsupported(f"{name} has other variables (shapes or types) than the traced step's model")
+        captures = []
+        for value in self.function.captured_inputs:
+            index = self._position.get(id(value))
+            if index is None and value.dtype == tf.resource:
+                raise PopulationUnsupported(f"the model's step uses a variable that is not its model's ({value})")
+            captures.append(value if index is None else variables[index].handle)
+        return captures
+
+    def __call__(self, inputs: Sequence[Any], captures: Sequence[Any]) -> Any:
+        return self.function._call_flat(list(inputs), list(captures))
+
+
+def _signature(variables: Sequence[Any]) -> List[tuple]:
+    return [(tuple(variable.shape), str(variable.dtype)) for variable in variables]
 
 
 class _Programs:
@@ -222,30 +264,28 @@ class _Programs:
         self._train_epoch: Any = None
         self._evaluate: Any = None
 
-    def _step_functions(self, member: Member) -> Any:
-        """The traced ``(train, test)`` steps of one member's model."""
+    def _step_functions(self, member: Member) -> tuple:
+        """The shared ``(train, test)`` steps, traced on one member's model."""
         import tensorflow as tf
 
         model = member.model
         x, y = self.arrays["x_train"], self.arrays["y_train"]
         x_spec = tf.TensorSpec([None, *x.shape[1:]], tf.as_dtype(x.dtype))
         y_spec = tf.TensorSpec([None, *y.shape[1:]], tf.as_dtype(y.dtype))
-        unit = {"_noinline": True}
         # study.xla: the member's step is compiled by XLA, once for the whole population.
         xla = bool(member.training["xla"])
 
-        @tf.function(experimental_attributes=unit, jit_compile=xla)
         def train(features: Any, labels: Any, rate: Any) -> None:
             model.optimizer.learning_rate.assign(rate)
             model.train_step((features, labels))
 
-        @tf.function(experimental_attributes=unit, jit_compile=xla)
         def test(features: Any, labels: Any) -> None:
             model.test_step((features, labels))
 
+        variables = member.variables()
         return (
-            train.get_concrete_function(x_spec, y_spec, tf.TensorSpec([], tf.float32)),
-            test.get_concrete_function(x_spec, y_spec),
+            SharedStep(train, [x_spec, y_spec, tf.TensorSpec([], tf.float32)], variables, xla),
+            SharedStep(test, [x_spec, y_spec], variables, xla),
         )
 
     def trace(self) -> None:
@@ -269,41 +309,23 @@ class _Programs:
 
         template = self.members[0]
         train_step, test_step = self._step_functions(template)
-        template_variables = template.variables()
-        shapes = [(tuple(variable.shape), str(variable.dtype)) for variable in template_variables]
-        for member in self.members[1:]:
-            if [(tuple(variable.shape), str(variable.dtype)) for variable in member.variables()] != shapes:
-                raise PopulationUnsupported(f"{member.out_dir} has other variables than {template.out_dir}")
-        # The shared steps may keep only their variables per member: any other captured value
-        # (a constant the model made from its own initial weights, say) would be the
-        # template's for every member. A second member, of another seed where there is one,
-        # is traced to check that such values do not differ.
-        others = [member for member in self.members[1:] if member.training["seed"] != template.training["seed"]]
-        if others or len(self.members) > 1:
+        # The shared steps keep only variables per member: any other captured value (a
+        # constant the model made from its own initial weights, say) would be the template's
+        # for every member. A second member, of another seed where there is one, is traced to
+        # check that such values do not differ.
+        if len(self.members) > 1:
+            others = [member for member in self.members[1:] if member.training["seed"] != template.training["seed"]]
             other = (others or self.members[1:])[0]
             for shared, own in zip((train_step, test_step), self._step_functions(other)):
-                constants = [value for value in shared.captured_inputs if value.dtype != tf.resource]
-                own_constants = [value for value in own.captured_inputs if value.dtype != tf.resource]
+                constants, own_constants = shared.constants(), own.constants()
                 if len(constants) != len(own_constants) or any(
                     not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(constants, own_constants)
                 ):
                     raise PopulationUnsupported(
                         f"the model's step captures values that differ between {template.out_dir} and {other.out_dir}"
                     )
-        position = {id(variable.handle): index for index, variable in enumerate(template_variables)}
-
-        def bound(function: Any, member: Member) -> List[Any]:
-            own = member.variables()
-            captures = []
-            for value in function.captured_inputs:
-                index = position.get(id(value))
-                if index is None and value.dtype == tf.resource:
-                    raise PopulationUnsupported(f"the model's step uses a variable that is not its own ({value})")
-                captures.append(value if index is None else own[index].handle)
-            return captures
-
-        train_captures = [bound(train_step, member) for member in self.members]
-        test_captures = [bound(test_step, member) for member in self.members]
+        train_captures = [train_step.bind(member.variables(), str(member.out_dir)) for member in self.members]
+        test_captures = [test_step.bind(member.variables(), str(member.out_dir)) for member in self.members]
         arrays, batch_size = self.arrays, self.batch_size
         rates = tf.constant(np.stack([member.rates for member in self.members], axis=1))
         member_seeds = [int(member.training["seed"]) for member in self.members]
@@ -331,7 +353,7 @@ class _Programs:
                     batches[seed] = (tf.gather(x_train, rows), tf.gather(y_train, rows))
                 global_step = epoch * steps + step
                 for index, seed in enumerate(member_seeds):
-                    _concrete_call(train_step, [*batches[seed], rates[global_step, index]], train_captures[index])
+                    train_step([*batches[seed], rates[global_step, index]], train_captures[index])
 
         @tf.function
         def evaluate() -> None:
@@ -339,7 +361,7 @@ class _Programs:
                 start = step * batch_size
                 batch = [x_val[start : start + batch_size], y_val[start : start + batch_size]]
                 for captures in test_captures:
-                    _concrete_call(test_step, batch, captures)
+                    test_step(batch, captures)
 
         train_epoch.get_concrete_function(tf.TensorSpec([], tf.int64))
         evaluate.get_concrete_function()
