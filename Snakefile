@@ -96,6 +96,8 @@ rule train_population:
         manifest=f"{STUDY_DIR}/populations/{{optimizer}}/part{{part}}.json",
     params:
         spec=population_train_spec,
+    # The longest jobs first: range tests and figures fill the cores around them.
+    priority: 1
     threads: 1
     resources:
         # The models' budget (study.population_memory_mb) plus TensorFlow and the data.
