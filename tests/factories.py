@@ -134,3 +134,19 @@ def sigkill_after_saved_epochs(command: Sequence[str], state_file: Path, epochs:
     job.wait(timeout=30)
     assert job.returncode == -signal.SIGKILL, f"the job ended before it was killed: {job.stdout.read()[-2000:]}"
     return saved_epochs(state_file)
+
+
+def seeded_scale_mlp(input_shape, num_classes):
+    """A user's model whose code holds a NumPy constant drawn from its seed (an input scale),
+    not a variable: one traced step cannot serve two seeds of it, so the population engine
+    must train it run by run."""
+    import keras
+    import numpy as np
+
+    scale = np.random.uniform(0.5, 1.5, size=(int(np.prod(input_shape)),)).astype("float32")
+    inputs = keras.Input(shape=tuple(input_shape))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Lambda(lambda features: features * scale)(x)
+    x = keras.layers.Dense(16, activation="relu")(x)
+    outputs = keras.layers.Dense(num_classes, dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="seeded_scale_mlp")

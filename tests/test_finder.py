@@ -416,3 +416,13 @@ def test_cli_end_to_end_on_digits(arrays, tmp_path):
         assert set(document["summary"][name]) == {"geomean", "min", "max", "seeds"}
         assert read_suggestion(tmp_path / "out" / "suggestions.json", name) == document["summary"][name]["geomean"]
     assert document["summary"]["valley"]["seeds"] == 2
+
+
+@pytest.mark.tf
+def test_a_model_holding_a_seed_dependent_constant_ramps_each_seed_on_its_own_step(arrays):
+    from pipeline.finder.range_test import range_test, range_tests
+
+    model = {"_target_": "factories.seeded_scale_mlp"}
+    together = range_tests(model, {"type": "adam"}, arrays, BLOWUP, 32, [0, 1])
+    for seed in (0, 1):
+        pd.testing.assert_frame_equal(together[seed], range_test(model, {"type": "adam"}, arrays, BLOWUP, 32, seed=seed), check_exact=True)

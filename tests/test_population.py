@@ -278,3 +278,28 @@ def test_member_seconds_are_shares_of_the_population_time(study, arrays, tmp_pat
     assert rows[0]["seconds"].tolist() == rows[1]["seconds"].tolist()
     assert all(summary["seconds"] >= sum(frame["seconds"]) for summary, frame in zip(summaries, rows))
     assert all(math.isfinite(summary["seconds"]) for summary in summaries)
+
+
+def test_a_model_holding_a_seed_dependent_constant_trains_run_by_run(data_file, tmp_path, capsys):
+    from pipeline.training.population_job import train_population_job
+    from pipeline.training.run import train_run
+    from pipeline.training.data import load_npz
+
+    study = compose_study(f"{STUDY} study.epochs=2 model=mlp model._target_=factories.seeded_scale_mlp ~model.hidden_units ~model.activation")
+    members = [["constant", 0, 1e-3], ["constant", 1, 1e-3]]
+    spec = job_spec(study, tmp_path / "study", members)
+    entries = train_population_job(spec, data_file, threads=1)
+    out = capsys.readouterr().out
+    assert "captures values that differ between" in out and out.count("one by one (per_run)") == 1
+    assert [entry["status"] for entry in entries] == ["ok", "ok"]
+    # Each run is what the per-run engine trains: its own seed's constant, not the other's.
+    import yaml
+
+    arrays = load_npz(data_file)
+    for schedule, seed, lr in members:
+        folder = run_dir(spec["study_dir"], "adam", schedule, seed, lr)
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        assert "engine" not in config["training"]
+        reference = tmp_path / "per_run" / str(seed)
+        train_run(config, arrays, reference)
+        pd.testing.assert_frame_equal(history(reference), history(folder), check_exact=True)

@@ -63,7 +63,8 @@ def range_tests(
     float64; the optimizer holds its float32 rounding), ``loss`` (that batch's loss, before the
     update) and ``smooth_loss`` (the bias-corrected running mean with ``settings.beta``). One
     step is traced once, on the first seed's model, and every seed runs it bound to its own
-    variables (:class:`pipeline.training.population.SharedStep`); one program runs the step of
+    variables (:class:`pipeline.training.population.SharedStep`; a model whose step holds
+    values that differ by seed gets one traced step per seed); one program runs the step of
     every seed still ramping.
 
     A seed's test stops after recording a step whose loss is non-finite, or whose smoothed loss
@@ -98,39 +99,51 @@ def range_tests(
         optimizer.build(model.trainable_variables)
         members.append((model, optimizer))
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model, optimizer = members[0]
-
-    def train_step(x: Any, y: Any, rate: Any) -> Tuple[Any, Any]:
-        optimizer.learning_rate.assign(rate)
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = loss_fn(y, logits)
-            if model.losses:  # regularisation terms, as Keras' own train step adds them
-                loss = loss + tf.add_n(model.losses)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        # The rate apply_gradients read, returned so that the caller can check it is the one
-        # it set (an assignment that did not reach the optimizer would leave a stale rate).
-        return loss, tf.convert_to_tensor(optimizer.learning_rate)
-
     specs = [
         tf.TensorSpec([None, *x_train.shape[1:]], tf.as_dtype(x_train.dtype)),
         tf.TensorSpec([None, *y_train.shape[1:]], tf.as_dtype(y_train.dtype)),
         tf.TensorSpec([], tf.float32),
     ]
-    step_fn = SharedStep(train_step, specs, [*model.variables, *optimizer.variables])
+
+    def shared_step(model: Any, optimizer: Any) -> SharedStep:
+        def train_step(x: Any, y: Any, rate: Any) -> Tuple[Any, Any]:
+            optimizer.learning_rate.assign(rate)
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = loss_fn(y, logits)
+                if model.losses:  # regularisation terms, as Keras' own train step adds them
+                    loss = loss + tf.add_n(model.losses)
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            # The rate apply_gradients read, returned so that the caller can check it is the
+            # one it set (an assignment that did not reach the optimizer would leave a stale rate).
+            return loss, tf.convert_to_tensor(optimizer.learning_rate)
+
+        return SharedStep(train_step, specs, [*model.variables, *optimizer.variables])
+
+    # One step for every seed, unless the model's step holds values that differ by seed (a
+    # constant drawn from it): then each seed runs its own traced step.
+    first = shared_step(*members[0])
+    steps = {seeds[0]: first}
+    if len(seeds) > 1:
+        second = shared_step(*members[1])
+        if first.serves(second):
+            steps.update({seed: first for seed in seeds[1:]})
+        else:
+            steps[seeds[1]] = second
+            steps.update({seed: shared_step(*member) for seed, member in zip(seeds[2:], members[2:])})
     captures = {
-        seed: step_fn.bind([*member.variables, *member_optimizer.variables], f"seed {seed}")
-        for seed, (member, member_optimizer) in zip(seeds, members)
+        seed: steps[seed].bind([*model.variables, *optimizer.variables], f"seed {seed}")
+        for seed, (model, optimizer) in zip(seeds, members)
     }
     programs: Dict[Tuple[int, ...], Any] = {}
 
     def program(active: Tuple[int, ...]) -> Any:
         # One program per set of seeds still ramping (a seed that stopped leaves it).
         if active not in programs:
-            bound = [captures[seed] for seed in active]
+            bound = [(steps[seed], captures[seed]) for seed in active]
             programs[active] = tf.function(
-                lambda batches, rate: [step_fn([x, y, rate], own) for (x, y), own in zip(batches, bound)]
+                lambda batches, rate: [step([x, y, rate], own) for (x, y), (step, own) in zip(batches, bound)]
             )
         return programs[active]
 

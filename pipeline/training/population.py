@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
+import numpy as np
+
 #: The keys of a run config's ``training`` section that may differ between members.
 MEMBER_KEYS = ("lr", "seed")
 
@@ -217,10 +219,24 @@ class SharedStep:
         self._signature = _signature(variables)
 
     def constants(self) -> List[Any]:
-        """The values the traced step captured besides variables (shared by every model)."""
+        """The values the traced step holds besides variables, shared by every model it runs
+        on: the captured tensors, and the constants written into its graph (a NumPy array a
+        model's code uses becomes one), in graph order, as NumPy arrays."""
         import tensorflow as tf
 
-        return [value for value in self.function.captured_inputs if value.dtype != tf.resource]
+        values = [np.asarray(value) for value in self.function.captured_inputs if value.dtype != tf.resource]
+        graph = self.function.graph.as_graph_def()
+        nodes = list(graph.node) + [node for function in graph.library.function for node in function.node_def]
+        values += [tf.make_ndarray(node.attr["value"].tensor) for node in nodes if node.op == "Const"]
+        return values
+
+    def serves(self, other: "SharedStep") -> bool:
+        """Whether this step, traced on one model, computes what ``other`` (the same step traced
+        on another model of the same structure) computes: their non-variable values are equal."""
+        mine, theirs = self.constants(), other.constants()
+        return len(mine) == len(theirs) and all(
+            a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f") for a, b in zip(mine, theirs)
+        )
 
     def bind(self, variables: Sequence[Any], name: str = "a member") -> List[Any]:
         """The captured inputs that run this step on a model whose variables are ``variables``
@@ -304,7 +320,6 @@ class _Programs:
             ) from error
 
     def _trace(self) -> None:
-        import numpy as np
         import tensorflow as tf
 
         template = self.members[0]
@@ -317,10 +332,7 @@ class _Programs:
             others = [member for member in self.members[1:] if member.training["seed"] != template.training["seed"]]
             other = (others or self.members[1:])[0]
             for shared, own in zip((train_step, test_step), self._step_functions(other)):
-                constants, own_constants = shared.constants(), own.constants()
-                if len(constants) != len(own_constants) or any(
-                    not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(constants, own_constants)
-                ):
+                if not shared.serves(own):
                     raise PopulationUnsupported(
                         f"the model's step captures values that differ between {template.out_dir} and {other.out_dir}"
                     )
