@@ -36,10 +36,10 @@ SCRIPT = REPO / "scripts" / "local_slurm.sh"
 STATE_DIR = Path("/run/lrstudy-slurm-test")
 BINARIES = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
 LINKED = ("Snakefile", "rules", "pipeline", "report", "envs", "examples", "conf", "profiles")
-# The per-run engine: six cohort jobs, which the profile groups four to a cluster job (4 + 2),
-# and one run per requeued job below. The population engine's jobs take the same path (rule
-# shape, resources, group) with fewer, bigger jobs.
-STUDY = "overrides=study=smoke study.engine=per_run"
+# The population engine with 3 runs per job: six training jobs (18 runs), which the profile
+# groups four to a cluster job (4 + 2). The requeue test below runs the per-run engine, so
+# both engines' jobs go through SLURM.
+STUDY = "overrides=study=smoke study.population_size=3"
 RUN_TIMEOUT = 900  # seconds, per Snakemake run; the SLURM run takes about 2.5 minutes
 STATUS_CHECK_SECONDS = 5  # the cluster's MinJobAge (3600 s) is well above 3 x this
 KEYS = ["optimizer", "schedule", "seed", "lr"]
@@ -225,7 +225,7 @@ def test_jobs_went_through_slurm_and_training_was_grouped(cluster, slurm_run):
     job_ids = slurm_run.job_ids
     assert job_ids, "no 'submitted with SLURM jobid' line in the output:\n" + slurm_run.output[-3000:]
     # The rules that are not localrules were submitted: dataset, the range tests, training.
-    assert {"rule_dataset", "rule_lr_finder", "group_training_train"} <= set(job_ids), job_ids
+    assert {"rule_dataset", "rule_lr_finder", "group_training_train_population"} <= set(job_ids), job_ids
     # Each job left its SLURM log (the job step's own Snakemake output) under .snakemake/slurm_logs.
     logs = slurm_run.workdir / ".snakemake" / "slurm_logs"
     logged = {int(path.stem) for path in logs.rglob("*.log")}
@@ -239,10 +239,11 @@ def test_jobs_went_through_slurm_and_training_was_grouped(cluster, slurm_run):
     # Grouping: the training jobs went out as fewer cluster jobs, as many as the profile's
     # group-components makes of them (smoke: six training jobs, four per group: 4 + 2).
     per_group = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["group-components"]["training"]
-    stats = re.search(r"^train\s+(\d+)\s*$", slurm_run.output, re.MULTILINE)
-    assert stats, "no 'train' line in Snakemake's job stats"
+    stats = re.search(r"^train_population\s+(\d+)\s*$", slurm_run.output, re.MULTILINE)
+    assert stats, "no 'train_population' line in Snakemake's job stats"
     training_jobs = int(stats.group(1))
-    groups = len(job_ids["group_training_train"])
+    assert training_jobs == 6
+    groups = len(job_ids["group_training_train_population"])
     assert groups < training_jobs, f"{training_jobs} training jobs went out as {groups} cluster jobs"
     assert groups == -(-training_jobs // per_group), f"{training_jobs} training jobs in groups of {per_group} are not {groups} cluster jobs"
 

@@ -158,8 +158,10 @@ def _build_member(member: Member, arrays: Mapping[str, Any], reference_losses: D
     model = built.model
     member.schedule, member.reference_loss, member.steps_per_epoch = built.schedule, built.reference_loss, built.steps_per_epoch
     # Keras makes the optimizer's and the metrics' variables lazily, at the first step; the
-    # population's shared step needs every member's variables to exist before it is traced.
-    model.optimizer.build(model.trainable_variables)
+    # population's shared step needs every member's variables to exist before it is traced
+    # (a restored state built the optimizer already).
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     sample_x, sample_y = arrays["x_train"][:1], arrays["y_train"][:1]
     model.compute_metrics(sample_x, sample_y, model(sample_x, training=False))
     model.reset_metrics()
