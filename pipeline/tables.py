@@ -257,7 +257,8 @@ BEST = _schema(
         ("optimizer", STR), ("schedule", STR), ("lr", FLOAT), ("best_val_loss_mean", FLOAT),
         ("best_val_loss_std", FLOAT), ("best_val_accuracy_mean", FLOAT), ("best_val_accuracy_std", FLOAT),
         ("seeds", INT), ("diverged_fraction", FLOAT), ("at_edge", BOOL), ("edge", STR), ("fit", STR),
-        ("best_epoch_mean", FLOAT),
+        ("best_epoch_mean", FLOAT), ("lr_estimate", FLOAT), ("lr_low", FLOAT), ("lr_high", FLOAT),
+        ("estimate_note", STR), ("lr_sensitivity", FLOAT),
     ],
 )  # fmt: skip
 

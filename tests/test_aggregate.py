@@ -21,12 +21,16 @@ from pandas.testing import assert_frame_equal
 
 from pipeline.analysis.aggregate import best_rates, main, read_runs, run_dirs_from_manifests
 from pipeline.config.rates import run_dir
+from pipeline.analysis.optimum import lr_sensitivity
 from pipeline.tables import BEST, CURVES, RUN_SUMMARY_COLUMNS
 
 NAN = math.nan
 L1, L2, L3 = 1e-3, 1e-2, 1e-1
 RUN_COLUMNS = RUN_SUMMARY_COLUMNS
 BEST_COLUMNS = BEST.columns
+#: best.csv's grid recommendation; the estimate and the sensitivity follow (test_optimum.py).
+RECOMMENDATION_COLUMNS = BEST_COLUMNS[: BEST_COLUMNS.index("best_epoch_mean") + 1]
+ESTIMATE_COLUMNS = ["lr_estimate", "lr_low", "lr_high", "estimate_note", "lr_sensitivity"]
 CURVE_COLUMNS = CURVES.columns
 
 
@@ -226,10 +230,22 @@ def test_best_rates_exact_table() -> None:
             ("sgd", "constant", L3, 0.375, std2(0.25, 0.5), 0.6875, std2(0.75, 0.625), 2, 0.0, True, "high", "good", 2.0),
             ("sgd", "cosine", L2, 0.375, std2(0.5, 0.25), 0.625, std2(0.5, 0.75), 2, 4 / 6, False, "", "diverged", 2.0),  # tie: the worse label
         ],
-        columns=BEST_COLUMNS,
+        columns=RECOMMENDATION_COLUMNS,
     )
-    assert list(best.columns) == BEST_COLUMNS
-    assert_frame_equal(best, expected, check_exact=True)
+    assert list(best.columns) == BEST_COLUMNS == RECOMMENDATION_COLUMNS + ESTIMATE_COLUMNS
+    assert_frame_equal(best[RECOMMENDATION_COLUMNS], expected, check_exact=True)
+    # adam/constant: means 0.625, 0.375, 1.25 at log10 rates -3, -2, -1: the parabola's vertex
+    # is at -2.5 + 0.25 / 1.125 = -41/18; seed 0 alone (0.5, 0.25, 1.0) gives -2.25, seed 1
+    # alone (0.75, 0.5, 1.5) -2.3: the bootstrap's extremes, and so the interval.
+    adam = best.iloc[0]
+    assert math.log10(adam["lr_estimate"]) == pytest.approx(-41 / 18, abs=1e-12)
+    assert math.log10(adam["lr_low"]) == pytest.approx(-2.3, abs=1e-12)
+    assert math.log10(adam["lr_high"]) == pytest.approx(-2.25, abs=1e-12)
+    # At an edge, or next to (or at) a rate with a diverged seed: no estimate, the reason instead.
+    assert best["estimate_note"].tolist() == ["", "edge", "edge", "unstable neighbour"]
+    assert best["lr_estimate"].iloc[1:].isna().all()
+    # make_runs has no final or untrained losses: no sensitivity.
+    assert best["lr_sensitivity"].isna().all()
 
 
 def test_best_rates_a_rate_with_a_diverged_seed_loses_to_a_worse_clean_rate() -> None:
@@ -266,8 +282,9 @@ def test_best_rates_one_seed_has_zero_std() -> None:
         ("adam", "constant", L3): [("ok", 0.5, 0.75)],
     }
     best = best_rates(make_runs(cells))
-    expected = pd.DataFrame([("adam", "constant", L2, 0.25, 0.0, 0.875, 0.0, 1, 0.0, False, "", "good", 2.0)], columns=BEST_COLUMNS)
-    assert_frame_equal(best, expected, check_exact=True)
+    expected = pd.DataFrame([("adam", "constant", L2, 0.25, 0.0, 0.875, 0.0, 1, 0.0, False, "", "good", 2.0)], columns=RECOMMENDATION_COLUMNS)
+    assert_frame_equal(best[RECOMMENDATION_COLUMNS], expected, check_exact=True)
+    assert best["estimate_note"].tolist() == ["one seed: no interval"] and math.isnan(best["lr_low"].iloc[0])
 
 
 def test_best_rates_seeds_counts_the_seeds_of_the_chosen_rate() -> None:
@@ -286,9 +303,11 @@ def test_best_rates_seeds_counts_the_seeds_of_the_chosen_rate() -> None:
 def test_best_rates_single_rate_grid_is_at_the_low_edge() -> None:
     best = best_rates(make_runs({("sgd", "cosine", L2): [("ok", 0.5, 0.5), ("ok", 0.25, 0.75)]}))
     expected = pd.DataFrame(
-        [("sgd", "cosine", L2, 0.375, std2(0.5, 0.25), 0.625, std2(0.5, 0.75), 2, 0.0, True, "low", "good", 2.0)], columns=BEST_COLUMNS
+        [("sgd", "cosine", L2, 0.375, std2(0.5, 0.25), 0.625, std2(0.5, 0.75), 2, 0.0, True, "low", "good", 2.0)],
+        columns=RECOMMENDATION_COLUMNS,
     )
-    assert_frame_equal(best, expected, check_exact=True)
+    assert_frame_equal(best[RECOMMENDATION_COLUMNS], expected, check_exact=True)
+    assert best["estimate_note"].tolist() == ["edge"]
 
 
 @pytest.mark.parametrize("winner, edge", [(L1, "low"), (L2, ""), (L3, "high")])
@@ -356,9 +375,14 @@ def test_main_writes_the_three_tables(study_dir: Path, tmp_path: Path, capsys: p
             ("adam", "cosine", L2, 0.625, std2(0.5, 0.75), 0.6875, std2(0.75, 0.625), 2, 0.5, True, "low", "", 2.0),
             ("sgd", "constant", L1, 1.0, std2(1.25, 0.75), 0.4375, std2(0.375, 0.5), 2, 0.0, True, "low", "", 2.0),
         ],
-        columns=BEST_COLUMNS,
+        columns=RECOMMENDATION_COLUMNS,
     )
-    assert_frame_equal(best, expected_best, check_exact=True)
+    assert_frame_equal(best[RECOMMENDATION_COLUMNS], expected_best, check_exact=True)
+    assert best["estimate_note"].tolist() == ["edge"] * 3
+    # The sensitivity from each cell's final and untrained losses (formula: test_optimum.py).
+    for (optimizer, schedule), cell in runs.groupby(["optimizer", "schedule"]):
+        row = best[(best["optimizer"] == optimizer) & (best["schedule"] == schedule)].iloc[0]
+        assert row["lr_sensitivity"] == lr_sensitivity(cell) and math.isfinite(row["lr_sensitivity"])
     assert capsys.readouterr().out.strip() == "7 runs (2 diverged), 14 epoch rows"
 
 

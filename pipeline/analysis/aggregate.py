@@ -9,7 +9,10 @@
   over seeds (ddof=1), 0 for a single seed (as in the sensitivity figure). ``at_edge`` is
   true where the rate is the smallest (``edge`` = low) or largest (``edge`` = high) rate
   tried: the grid should be widened that way. ``fit`` is the majority fit label of the
-  seeds at that rate (:func:`pipeline.analysis.diagnosis.fit_of_cell`).
+  seeds at that rate (:func:`pipeline.analysis.diagnosis.fit_of_cell`). ``lr_estimate``
+  (``lr_low``..``lr_high``, or the reason for none in ``estimate_note``) is the estimated
+  optimum between grid points, and ``lr_sensitivity`` how much a badly chosen rate costs
+  (:mod:`pipeline.analysis.optimum`).
 
 With ``--diagnosis`` (the study's thresholds as JSON), runs.csv also carries each run's fit
 label and the numbers behind it (:mod:`pipeline.analysis.diagnosis`).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Iterable, List, Tuple
 
@@ -81,6 +85,7 @@ def rate_table(group: pd.DataFrame) -> pd.DataFrame:
 def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per optimizer × schedule: the recommended grid rate (rule in the module doc)."""
     from pipeline.analysis.diagnosis import fit_of_cell
+    from pipeline.analysis.optimum import estimate_optimum, lr_sensitivity
 
     rows = []
     for (optimizer, schedule), group in runs.groupby(["optimizer", "schedule"], sort=True):
@@ -106,6 +111,8 @@ def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
                 "edge": edge,
                 "fit": fit_of_cell(at_rate["fit"]) if "fit" in at_rate else "",
                 "best_epoch_mean": chosen["best_epoch_mean"],
+                **estimate_optimum(group, chosen_lr),
+                "lr_sensitivity": lr_sensitivity(group) if {"final_val_loss", "initial_loss"} <= set(group.columns) else math.nan,
             }
         )
     return pd.DataFrame(rows, columns=BEST.columns)

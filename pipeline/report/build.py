@@ -48,7 +48,15 @@ from pipeline.report.figures import FINDER_FIGURE, HPO_FIGURES, _figure_html, _o
 from pipeline.report.finder import _finder_html
 from pipeline.report.html import _CSS, _FIT_CSS, _e, _table
 from pipeline.report.methods import _methods_html
-from pipeline.report.results import BEST_READ, RUNS_READ, _diverged_table, _recommended_table, _warnings_html, schedule_comparison
+from pipeline.report.results import (
+    BEST_READ,
+    RUNS_READ,
+    _diverged_table,
+    _recommended_table,
+    _warnings_html,
+    schedule_comparison,
+    sensitivity_sentence,
+)
 from pipeline.tables import BEST, FINDER_VS_GRID, METHODS, RUNS, RunStatus
 
 
@@ -137,11 +145,20 @@ def build_report(
         f"<h1>Learning-rate study: {_e(name)}</h1>",
         "<h2>Recommended learning rates</h2>",
         "<p>The grid rate with the lowest mean best val_loss over seeds (± 1 std), per optimizer and "
-        "schedule, with the fit diagnosis of its runs.</p>",
+        "schedule, with the fit diagnosis of its runs; the estimated optimum between grid points (the "
+        "minimum of the parabola through the best rate and its neighbours, with a bootstrap interval "
+        "over seeds, or why there is none); and the LR sensitivity (the mean excess of the final "
+        "val_loss over the best across the grid, diverged runs counted at the untrained loss: lower "
+        "forgives a badly chosen rate).</p>",
         _recommended_table(best),
     ]
 
-    sentences = [schedule_comparison(best, optimizer) for optimizer in sorted(best["optimizer"].unique())]
+    sentences = [
+        sentence
+        for optimizer in sorted(best["optimizer"].unique())
+        for sentence in (schedule_comparison(best, optimizer), sensitivity_sentence(best, optimizer))
+        if sentence
+    ]
     if sentences:
         parts.append('<ul class="findings">' + "".join(f"<li>{_e(text)}</li>" for text in sentences) + "</ul>")
 

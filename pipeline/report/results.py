@@ -89,6 +89,35 @@ def schedule_comparison(best: pd.DataFrame, optimizer: str) -> str:
     )
 
 
+def estimate_text(row: pd.Series) -> str:
+    """The estimated optimum of a ``best.csv`` row as the report writes it: "≈ 5.2e-3
+    (4.1e-3–6.6e-3)", or why there is none ("none: edge"), or "n/a" for an older table."""
+    estimate = row.get("lr_estimate")
+    if is_finite(estimate):
+        low, high = row.get("lr_low"), row.get("lr_high")
+        interval = f" ({rate_label(low)}–{rate_label(high)})" if is_finite(low) and is_finite(high) else ""
+        return f"≈ {rate_label(estimate)}{interval}"
+    note = row.get("estimate_note")
+    return f"none: {note}" if isinstance(note, str) and note else "n/a"
+
+
+def sensitivity_sentence(best: pd.DataFrame, optimizer: str) -> str:
+    """Which schedule forgives a badly chosen rate most (lowest LR sensitivity), or "" when
+    the table has no sensitivity."""
+    if "lr_sensitivity" not in best.columns:
+        return ""
+    rows = best[(best["optimizer"] == optimizer) & [is_finite(value) for value in best["lr_sensitivity"]]]
+    if rows.empty:
+        return ""
+    ranked = rows.sort_values(["lr_sensitivity", "schedule"], kind="stable")
+    first = ranked.iloc[0]
+    text = f"{optimizer}: the most forgiving schedule is {first['schedule']} (LR sensitivity {float(first['lr_sensitivity']):.3g}"
+    if len(ranked) > 1:
+        last = ranked.iloc[-1]
+        text += f"; the least, {last['schedule']}, {float(last['lr_sensitivity']):.3g}"
+    return text + ")."
+
+
 def _recommended_table(best: pd.DataFrame) -> str:
     rows: List[List[tuple[str, str]]] = []
     for _, row in best.iterrows():
@@ -106,9 +135,14 @@ def _recommended_table(best: pd.DataFrame) -> str:
                 (_e(seeds), "num"),
                 (_e(fraction), "num"),
                 (_e(warning), "warn" if warning else ""),
+                (_e(estimate_text(row)), "num"),
+                (_e(f"{float(row['lr_sensitivity']):.3g}" if is_finite(row.get("lr_sensitivity")) else "n/a"), "num"),
             ]
         )
-    header = ["optimizer", "schedule", "rate", "fit", "best val_loss", "val accuracy", "seeds", "diverged", "grid edge"]
+    header = [
+        "optimizer", "schedule", "rate", "fit", "best val_loss", "val accuracy", "seeds", "diverged", "grid edge",
+        "estimated optimum", "LR sensitivity",
+    ]  # fmt: skip
     return _table(header, rows, table_id="recommended")
 
 
