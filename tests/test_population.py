@@ -303,3 +303,25 @@ def test_a_model_holding_a_seed_dependent_constant_trains_run_by_run(data_file, 
         reference = tmp_path / "per_run" / str(seed)
         train_run(config, arrays, reference)
         pd.testing.assert_frame_equal(history(reference), history(folder), check_exact=True)
+
+
+def test_xla_compiles_the_shared_step_once_and_keeps_membership_independence(arrays, tmp_path):
+    from tensorflow.python.framework import config as tf_config
+
+    # Keras compiles with XLA only without op determinism (and so does the population engine).
+    study = compose_study(f"{STUDY} study.epochs=2 study.xla=true study.deterministic=false")
+    configs = [study.run_config("adam", schedule, 0, lr) for schedule in ("constant", "cosine") for lr in (1e-3, 1e-2)]
+    assert configs[0]["training"]["xla"] is True
+    deterministic = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    try:
+        folders = [tmp_path / "population" / str(index) for index in range(len(configs))]
+        summaries = train(configs, arrays, folders)
+        alone = tmp_path / "alone"
+        train([configs[3]], arrays, [alone])
+    finally:
+        if deterministic:
+            tf_config.enable_op_determinism()
+    assert all("population_fallback" not in summary for summary in summaries)
+    assert [summary["epochs_run"] for summary in summaries] == [2] * len(configs)
+    pd.testing.assert_frame_equal(history(alone), history(folders[3]), check_exact=True)

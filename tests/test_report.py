@@ -699,3 +699,51 @@ def test_cli_methods(tmp_path: Path, hpo_figures: Dict[str, Path]) -> None:
     assert method_rows(page) == method_rows(direct) and hpo_section(page) == hpo_section(direct)
     assert '<figure id="figure-hpo_trials">' in hpo_section(page)
     assert sorted(path.name for path in out.parent.iterdir()) == ["report.html"]
+
+
+def test_the_report_opens_with_one_headline_whose_every_number_is_in_best_csv(figure_path: Path) -> None:
+    from pipeline.config.rates import rate_label, short_rate
+    from pipeline.report.results import headline
+
+    best = make_best()
+    # adam/cosine wins (0.125) with an estimate between grid points; sgd's best (constant,
+    # 0.5) has none, for a reason.
+    best = best.assign(
+        lr_estimate=[NAN, 7.1e-3, NAN, NAN], lr_low=[NAN, 5.2e-3, NAN, NAN], lr_high=[NAN, 9.0e-3, NAN, NAN],
+        estimate_note=["edge", "", "flat", "edge"],
+    )
+    sentence = headline(best)
+    assert sentence == (
+        "adam with the cosine schedule at lr ≈ 7.1e-3 (5.2e-3–9e-3) reached the lowest best val_loss, 0.125; "
+        "sgd did best with constant at the grid rate 3.162e-2 (no estimate between grid points: flat), "
+        "4.5× the winner's rate, best val_loss 0.5."
+    )
+    # Every number in it is a value of best.csv as the report spells it, or the ratio of two.
+    allowed = set()
+    for _, row in best.iterrows():
+        allowed |= {rate_label(row["lr"]), f"{row['best_val_loss_mean']:.4g}"}
+        allowed |= {short_rate(row[key]) for key in ("lr_estimate", "lr_low", "lr_high") if not math.isnan(row[key])}
+    rates = {("adam", "cosine"): 7.1e-3, ("sgd", "constant"): 3.162e-2}
+    allowed.add(f"{rates[('sgd', 'constant')] / rates[('adam', 'cosine')]:.2g}")
+    numbers = re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", sentence)
+    assert numbers and set(numbers) <= allowed, set(numbers) - allowed
+    page = build_report(make_runs(), best, make_study(), {"lr_sensitivity": figure_path})
+    first = page.split("<h1>", 1)[1]
+    assert first.index('<p class="headline" id="headline">') < first.index("<h2>")
+    assert html.escape(sentence) in page
+    # No finite loss anywhere: the headline says so instead of naming a rate.
+    assert headline(best.assign(best_val_loss_mean=NAN)).startswith("No optimizer and schedule reached a finite best val_loss")
+
+
+def test_the_most_and_least_forgiving_schedule_per_optimizer(figure_path: Path) -> None:
+    from pipeline.report.results import sensitivity_sentence
+
+    best = make_best().assign(lr_sensitivity=[0.25, 0.5, NAN, 0.125])
+    assert sensitivity_sentence(best, "adam") == (
+        "adam: the most forgiving schedule is constant (LR sensitivity 0.25; the least, cosine, 0.5)."
+    )
+    assert sensitivity_sentence(best, "sgd") == "sgd: the most forgiving schedule is cosine (LR sensitivity 0.125)."
+    assert sensitivity_sentence(make_best(), "adam") == ""  # an older best.csv: no sentence
+    page = build_report(make_runs(), best, make_study(), {"lr_sensitivity": figure_path})
+    assert "adam: the most forgiving schedule is constant" in page
+    assert [cells(row)[10] for row in recommended_rows(page)] == ["0.25", "0.5", "n/a", "0.125"]

@@ -178,6 +178,10 @@ def test_report_renders_on_a_desktop(browser: Any, report: Path, tmp_path: Path)
         broken = [alt for complete, width, alt in images if not complete or width <= 0]
         assert broken == [], f"broken images: {broken}"
 
+        # The page opens with the headline, above the first section.
+        headline = page.locator("p#headline")
+        assert headline.count() == 1 and "reached the lowest best val_loss" in headline.inner_text()
+        assert headline.bounding_box()["y"] < page.locator("h2").first.bounding_box()["y"]
         assert page.locator("table#recommended").count() == 1
         assert page.locator("table#recommended tbody tr").count() == len(OPTIMIZERS) * len(SCHEDULES)
         assert page.locator("table#recommended .fit-good").count() == 2

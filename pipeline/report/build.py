@@ -54,6 +54,7 @@ from pipeline.report.results import (
     _diverged_table,
     _recommended_table,
     _warnings_html,
+    headline,
     schedule_comparison,
     sensitivity_sentence,
 )
@@ -143,6 +144,7 @@ def build_report(
         "<body>",
         "<main>",
         f"<h1>Learning-rate study: {_e(name)}</h1>",
+        f'<p class="headline" id="headline">{_e(headline(best))}</p>',
         "<h2>Recommended learning rates</h2>",
         "<p>The grid rate with the lowest mean best val_loss over seeds (± 1 std), per optimizer and "
         "schedule, with the fit diagnosis of its runs; the estimated optimum between grid points (the "

@@ -44,6 +44,7 @@ pre { background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 0.85re
 /* The command wraps on screen but copies as the one line it is. */
 pre.command { white-space: pre-wrap; overflow-wrap: anywhere; }
 ul.findings li, ul.warnings li { margin-bottom: 0.4rem; }
+p.headline { font-size: 1.1rem; font-weight: 600; max-width: 60rem; }
 ul.warnings { padding-left: 1.2rem; }
 .kind { font-weight: 600; color: #9a6700; }
 code, .docutils.literal { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em; }

@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 import pandas as pd
 
 from pipeline.analysis.advice import StudyWarning, diverged_by_schedule
-from pipeline.config.rates import rate_label
+from pipeline.config.rates import rate_label, short_rate
 from pipeline.report.html import _e, _mean_std, _table, fit_badge
 from pipeline.values import is_finite
 
@@ -95,10 +95,49 @@ def estimate_text(row: pd.Series) -> str:
     estimate = row.get("lr_estimate")
     if is_finite(estimate):
         low, high = row.get("lr_low"), row.get("lr_high")
-        interval = f" ({rate_label(low)}–{rate_label(high)})" if is_finite(low) and is_finite(high) else ""
-        return f"≈ {rate_label(estimate)}{interval}"
+        interval = f" ({short_rate(low)}–{short_rate(high)})" if is_finite(low) and is_finite(high) else ""
+        return f"≈ {short_rate(estimate)}{interval}"
     note = row.get("estimate_note")
     return f"none: {note}" if isinstance(note, str) and note else "n/a"
+
+
+def _answer_rate(row: pd.Series) -> float:
+    """The rate a row recommends: its estimated optimum where it has one, else its grid rate."""
+    estimate = row.get("lr_estimate")
+    return float(estimate) if is_finite(estimate) else float(row["lr"])
+
+
+def _rate_phrase(row: pd.Series) -> str:
+    if is_finite(row.get("lr_estimate")):
+        return f"lr {estimate_text(row)}"
+    note = row.get("estimate_note")
+    reason = f" (no estimate between grid points: {note})" if isinstance(note, str) and note else ""
+    return f"the grid rate {rate_label(row['lr'])}{reason}"
+
+
+def headline(best: pd.DataFrame) -> str:
+    """The report's first sentence: the study's answer, every number of it from ``best.csv``.
+
+    The optimizer × schedule with the lowest mean best val_loss, at its estimated optimum
+    (with its interval) or, without one, at its grid rate and why; then each other optimizer's
+    best schedule, its rate as a multiple of the winner's, and its loss.
+    """
+    finite = best[[is_finite(value) for value in best["best_val_loss_mean"]]]
+    if finite.empty:
+        return "No optimizer and schedule reached a finite best val_loss: there is no rate to recommend (see the diverged runs)."
+    ranked = finite.sort_values(["best_val_loss_mean", "optimizer", "schedule"], kind="stable")
+    per_optimizer = ranked.groupby("optimizer", sort=False).head(1)
+    winner = per_optimizer.iloc[0]
+    text = (
+        f"{winner['optimizer']} with the {winner['schedule']} schedule at {_rate_phrase(winner)} reached the lowest "
+        f"best val_loss, {float(winner['best_val_loss_mean']):.4g}"
+    )
+    others = [
+        f"{row['optimizer']} did best with {row['schedule']} at {_rate_phrase(row)}, "
+        f"{_answer_rate(row) / _answer_rate(winner):.2g}× the winner's rate, best val_loss {float(row['best_val_loss_mean']):.4g}"
+        for _, row in per_optimizer.iloc[1:].iterrows()
+    ]
+    return text + "".join(f"; {other}" for other in others) + "."
 
 
 def sensitivity_sentence(best: pd.DataFrame, optimizer: str) -> str:
@@ -106,7 +145,8 @@ def sensitivity_sentence(best: pd.DataFrame, optimizer: str) -> str:
     the table has no sensitivity."""
     if "lr_sensitivity" not in best.columns:
         return ""
-    rows = best[(best["optimizer"] == optimizer) & [is_finite(value) for value in best["lr_sensitivity"]]]
+    finite = best["lr_sensitivity"].map(is_finite).astype(bool)
+    rows = best[(best["optimizer"] == optimizer) & finite]
     if rows.empty:
         return ""
     ranked = rows.sort_values(["lr_sensitivity", "schedule"], kind="stable")

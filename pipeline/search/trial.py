@@ -1,9 +1,12 @@
-"""One trial: sampling its point, training it with a pruning callback
-(:class:`pipeline.training.callbacks.PruningCallback`), and the state and value it is told.
+"""Trials: sampling their points, training them with the pruner asked after every epoch, and
+the state and value each is told.
 
-Every trial is one training run, trained by :func:`pipeline.training.run.train_run` into
-``hpo/<search>/trial<NNN>/`` (history.csv, config.yaml, summary.json with the trial's
-number, state, params and value), on the study's first seed.
+Every trial is one training run into ``hpo/<search>/trial<NNN>/`` (history.csv, config.yaml,
+summary.json with the trial's number, state, params and value), on the study's first seed: a
+batch of asked trials of one optimizer trains as one population
+(:func:`pipeline.training.population.train_population`) with the population engine, or each
+by :func:`pipeline.training.run.train_run` with a pruning callback
+(:class:`pipeline.training.callbacks.PruningCallback`) with the per-run engine.
 
 Values
     A trial's value is its best validation loss (minimised). A diverged run is a result, not
@@ -110,19 +113,12 @@ def _trial_fields(
     return fields
 
 
-def train_trial(
-    trial: Any, spec: Mapping[str, Any], arrays: Mapping[str, Any], digest: str, device: str, worker: int
-) -> Tuple[Dict[str, Any], Dict[str, Any], str, Optional[float]]:
-    """Sample and train one asked trial into its run folder with the per-run engine; returns
-    (params, summary, state, value), the state and value to tell (see :func:`trial_outcome`)."""
-    params, run_config = sample_trial(trial, spec, digest)
-    return _train_one(trial, params, run_config, spec, arrays, device, worker)
-
-
 def _train_one(
     trial: Any, params: Dict[str, Any], run_config: Dict[str, Any], spec: Mapping[str, Any],
     arrays: Mapping[str, Any], device: str, worker: int, extra: Optional[Mapping[str, Any]] = None,
 ) -> Tuple[Dict[str, Any], Dict[str, Any], str, Optional[float]]:
+    """Train one sampled trial with the per-run engine (``train_run`` and a pruning callback);
+    ``extra`` adds keys to its summary."""
     from pipeline.training.callbacks import PruningCallback  # imports Keras
     from pipeline.training.run import train_run
 
@@ -146,11 +142,12 @@ TrialResult = Union[Tuple[Dict[str, Any], Dict[str, Any], str, Optional[float]],
 def train_trials(
     trials: Sequence[Any], spec: Mapping[str, Any], arrays: Mapping[str, Any], digest: str, device: str, worker: int
 ) -> List[TrialResult]:
-    """Train a batch of asked trials; one result per trial, in order: (params, summary, state,
-    value) as :func:`train_trial` returns, or the exception that failed that trial.
+    """Sample and train a batch of asked trials; one result per trial, in order: (params,
+    summary, state, value), the state and value to tell (see :func:`trial_outcome`), or the
+    exception that failed that trial.
 
-    With the per-run engine (``spec["batch"] == 1`` and no engine mark) each trial is one
-    ``train_run``. With the population engine the trials that sampled the same optimizer train
+    With the per-run engine (the spec's base run config has no ``training.engine`` mark) each
+    trial is one ``train_run``. With the population engine the trials that sampled the same optimizer train
     as one population (:func:`pipeline.training.population.train_population`, no saved states:
     a killed worker's trials are reaped and asked again), the pruner asked after each epoch of
     each trial exactly as the per-run engine's callback asks it

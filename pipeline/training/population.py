@@ -290,8 +290,10 @@ class _Programs:
         x, y = self.arrays["x_train"], self.arrays["y_train"]
         x_spec = tf.TensorSpec([None, *x.shape[1:]], tf.as_dtype(x.dtype))
         y_spec = tf.TensorSpec([None, *y.shape[1:]], tf.as_dtype(y.dtype))
-        # study.xla: the member's step is compiled by XLA, once for the whole population.
-        xla = bool(member.training["xla"])
+        # study.xla: the member's step is compiled by XLA, once for the whole population, where
+        # Keras compiles the model with XLA too (``model.jit_compile``: Keras turns it off for
+        # layers without XLA support and under op determinism), so both engines agree.
+        xla = bool(member.training["xla"]) and bool(getattr(model, "jit_compile", False))
 
         def train(features: Any, labels: Any, rate: Any) -> None:
             model.optimizer.learning_rate.assign(rate)
