@@ -296,10 +296,10 @@ class HpoConfig:
     One search per sampler × pruner in ``samplers`` × ``pruners`` (none by default), each of
     exactly ``trials`` trials shared by ``workers`` parallel Snakemake jobs through one Optuna
     journal file; with the population engine each worker asks ``batch`` trials at once and
-    trains them as one population. The rate is always searched, log-uniform in [``lr_min``, ``lr_max``]; the
-    optimizer and the schedule are categorical dimensions over ``optimizers`` / ``schedules``
-    (names of the study's options; empty = the study's first one, fixed); for warm-up
-    schedules ``warmup_fraction`` = [low, high] makes the warm-up a float dimension.
+    trains them as one population. The rate is always searched, log-uniform in [``lr_min``,
+    ``lr_max``]; the optimizer and the schedule are categorical dimensions over ``optimizers``
+    / ``schedules`` (names of the study's options; empty = the study's first one, fixed); for
+    warm-up schedules ``warmup_fraction`` = [low, high] makes the warm-up a float dimension.
     """
 
     samplers: List[str] = constrained(

@@ -22,9 +22,8 @@ The budget
     under one lock (``journal.log.budget.lock``), asking at most what the budget has left, so
     workers together never create more than the budget: an uninterrupted search's journal
     holds exactly ``trials`` trials. After an interruption it holds ``trials`` counted trials
-    plus the FAIL ones. A rerun of a killed
-    worker job reaps its stale trials and continues up to the budget at once; a rerun of a
-    finished search trains nothing.
+    plus the FAIL ones. A rerun of a killed worker job reaps its stale trials and continues up
+    to the budget at once; a rerun of a finished search trains nothing.
 
 Failures
     An exception in training is told FAIL and the worker goes on; a search whose errors reach
@@ -77,9 +76,9 @@ def run_worker(
     Each round asks ``spec["batch"]`` trials at once (never more than the budget has left) and
     trains them together (:func:`pipeline.search.trial.train_trials`: one population per
     optimizer with the population engine). Returns one entry per trial this worker ran: trial
-    number, state and value. TensorFlow
-    is configured (before its import) only when a first trial needs training, so a rerun of
-    a finished search takes a second, not TensorFlow's start-up.
+    number, state and value. TensorFlow is configured (before its import) only when a first
+    trial needs training, so a rerun of a finished search takes a second, not TensorFlow's
+    start-up.
     """
     from pipeline.training.data import arrays_digest, load_npz
 
