@@ -15,8 +15,9 @@ The grid's recommendation can only be a grid point. Per optimizer × schedule th
     ``estimate_note``, when:
 
     - ``edge``: the recommended rate is the grid's lowest or highest (widen the grid);
-    - ``unstable neighbour``: a neighbour has a diverged seed or no finite loss (the curve is
-      not smooth there);
+    - ``unstable neighbour``: a rate of the bracket (a neighbour, or the recommended rate
+      itself when every rate had a diverged seed) has a diverged seed or no finite loss (the
+      curve is not smooth there);
     - ``flat``: both neighbours are within 0.5% of the recommended rate's loss (the grid cannot
       place the minimum between them);
     - ``noisy``: the bootstrap interval spans the whole bracket between the neighbours (the
