@@ -426,3 +426,18 @@ def test_a_model_holding_a_seed_dependent_constant_ramps_each_seed_on_its_own_st
     together = range_tests(model, {"type": "adam"}, arrays, BLOWUP, 32, [0, 1])
     for seed in (0, 1):
         pd.testing.assert_frame_equal(together[seed], range_test(model, {"type": "adam"}, arrays, BLOWUP, 32, seed=seed), check_exact=True)
+
+
+@pytest.mark.tf
+def test_a_step_that_cannot_be_shared_is_traced_per_seed_with_the_same_curves(arrays, curve, monkeypatch, capsys):
+    import pipeline.training.population as population
+    from pipeline.finder.range_test import range_tests
+
+    def refuse(self, *args, **kwargs):
+        raise population.PopulationUnsupported("this TensorFlow cannot call a traced step on another model's variables")
+
+    monkeypatch.setattr(population.SharedStep, "__init__", refuse)
+    together = range_tests(MLP, {"type": "adam"}, arrays, BLOWUP, 32, [0, 2])
+    assert "each seed traces its own step" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(together[0], curve, check_exact=True)
+    assert together[0].attrs["stopped"] == curve.attrs["stopped"]

@@ -64,8 +64,8 @@ def range_tests(
     update) and ``smooth_loss`` (the bias-corrected running mean with ``settings.beta``). One
     step is traced once, on the first seed's model, and every seed runs it bound to its own
     variables (:class:`pipeline.training.population.SharedStep`; a model whose step holds
-    values that differ by seed gets one traced step per seed); one program runs the step of
-    every seed still ramping.
+    values that differ by seed, or a TensorFlow that cannot share a step, gets one traced step
+    per seed, the same computation); one program runs the step of every seed still ramping.
 
     A seed's test stops after recording a step whose loss is non-finite, or whose smoothed loss
     exceeds ``settings.stop_factor`` × the lowest smoothed loss of its earlier steps; the other
@@ -81,7 +81,7 @@ def range_tests(
     from pipeline.training.data import num_classes
     from pipeline.training.models import build_model
     from pipeline.training.optimizers import build_optimizer
-    from pipeline.training.population import SharedStep
+    from pipeline.training.population import PopulationUnsupported, SharedStep
 
     seeds = [int(seed) for seed in dict.fromkeys(int(seed) for seed in seeds)]
     if not seeds:
@@ -105,7 +105,7 @@ def range_tests(
         tf.TensorSpec([], tf.float32),
     ]
 
-    def shared_step(model: Any, optimizer: Any) -> SharedStep:
+    def step_function(model: Any, optimizer: Any) -> Any:
         def train_step(x: Any, y: Any, rate: Any) -> Tuple[Any, Any]:
             optimizer.learning_rate.assign(rate)
             with tf.GradientTape() as tape:
@@ -119,23 +119,33 @@ def range_tests(
             # one it set (an assignment that did not reach the optimizer would leave a stale rate).
             return loss, tf.convert_to_tensor(optimizer.learning_rate)
 
-        return SharedStep(train_step, specs, [*model.variables, *optimizer.variables])
+        return train_step
 
-    # One step for every seed, unless the model's step holds values that differ by seed (a
-    # constant drawn from it): then each seed runs its own traced step.
-    first = shared_step(*members[0])
-    steps = {seeds[0]: first}
-    if len(seeds) > 1:
-        second = shared_step(*members[1])
-        if first.serves(second):
-            steps.update({seed: first for seed in seeds[1:]})
-        else:
-            steps[seeds[1]] = second
-            steps.update({seed: shared_step(*member) for seed, member in zip(seeds[2:], members[2:])})
-    captures = {
-        seed: steps[seed].bind([*model.variables, *optimizer.variables], f"seed {seed}")
-        for seed, (model, optimizer) in zip(seeds, members)
-    }
+    def shared_step(model: Any, optimizer: Any) -> SharedStep:
+        return SharedStep(step_function(model, optimizer), specs, [*model.variables, *optimizer.variables])
+
+    try:
+        # One step for every seed, unless the model's step holds values that differ by seed (a
+        # constant drawn from it): then each seed runs its own traced step.
+        first = shared_step(*members[0])
+        steps: Dict[int, Any] = {seeds[0]: first}
+        if len(seeds) > 1:
+            second = shared_step(*members[1])
+            if first.serves(second):
+                steps.update({seed: first for seed in seeds[1:]})
+            else:
+                steps[seeds[1]] = second
+                steps.update({seed: shared_step(*member) for seed, member in zip(seeds[2:], members[2:])})
+        captures = {
+            seed: steps[seed].bind([*model.variables, *optimizer.variables], f"seed {seed}")
+            for seed, (model, optimizer) in zip(seeds, members)
+        }
+    except PopulationUnsupported as error:
+        # A step that cannot be shared (this TensorFlow cannot bind it to another model's
+        # variables): each seed traces its own, the same computation.
+        print(f"range test: {error}; each seed traces its own step", flush=True)
+        steps = {seed: _OwnStep(step_function(*member)) for seed, member in zip(seeds, members)}
+        captures = {seed: [] for seed in seeds}
     programs: Dict[Tuple[int, ...], Any] = {}
 
     def program(active: Tuple[int, ...]) -> Any:
@@ -185,6 +195,19 @@ def range_tests(
         frame.attrs["stopped"] = stopped[seed]
         curves[seed] = frame
     return curves
+
+
+class _OwnStep:
+    """A seed's own traced step, called like a :class:`~pipeline.training.population.SharedStep`
+    (its captures are its own)."""
+
+    def __init__(self, function: Any) -> None:
+        import tensorflow as tf
+
+        self.function = tf.function(function)
+
+    def __call__(self, inputs: Sequence[Any], captures: Sequence[Any]) -> Any:
+        return self.function(*inputs)
 
 
 def run_finder(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Tuple["pd.DataFrame", Dict[str, Any]]:
