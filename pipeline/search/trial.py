@@ -147,14 +147,14 @@ def train_trials(
     exception that failed that trial.
 
     With the per-run engine (the spec's base run config has no ``training.engine`` mark) each
-    trial is one ``train_run``. With the population engine the trials that sampled the same optimizer train
-    as one population (:func:`pipeline.training.population.train_population`, no saved states:
-    a killed worker's trials are reaped and asked again), the pruner asked after each epoch of
-    each trial exactly as the per-run engine's callback asks it
+    trial is one ``train_run``. With the population engine the trials that sampled the same
+    optimizer train as one population (:func:`pipeline.training.population.train_population`,
+    no saved states: a killed worker's trials are reaped and asked again), the pruner asked
+    after each epoch of each trial exactly as the per-run engine's callback asks it
     (:func:`pipeline.training.callbacks.report_epoch`). A model the engine cannot trace as a
     population trains run by run, its summaries saying why (``population_fallback``).
     """
-    results: List[Optional[TrialResult]] = [None] * len(trials)
+    results: Dict[int, TrialResult] = {}
     sampled: Dict[int, Tuple[Dict[str, Any], Dict[str, Any]]] = {}
     for index, trial in enumerate(trials):
         try:
@@ -166,10 +166,12 @@ def train_trials(
     for index, (params, _) in sampled.items():
         groups.setdefault(params["optimizer"] if population else f"trial{index}", []).append(index)
     for indices in groups.values():
-        for index, result in zip(indices, _train_group([trials[i] for i in indices], [sampled[i] for i in indices], spec,
-                                                      arrays, device, worker, population)):
-            results[index] = result
-    return [result if result is not None else RuntimeError("trial not trained") for result in results]
+        trained = _train_group(
+            [trials[index] for index in indices], [sampled[index] for index in indices], spec, arrays, device, worker, population
+        )
+        results.update(zip(indices, trained))
+    # Every trial has its result: its sampling error, or its group's outcome.
+    return [results[index] for index in range(len(trials))]
 
 
 def _train_group(
