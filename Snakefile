@@ -36,6 +36,7 @@ rule all:
         f"{STUDY_DIR}/curves.csv",
         f"{STUDY_DIR}/best.csv",
         f"{STUDY_DIR}/report.html",
+        *([CONFIRM_FILES["table"]] if CONFIRM_ON else []),
 
 
 rule study_config:
@@ -135,4 +136,5 @@ rule aggregate:
 
 include: "rules/finder.smk"
 include: "rules/hpo.smk"
+include: "rules/confirm.smk"
 include: "rules/figures.smk"

@@ -14,7 +14,8 @@ against, are the enums :class:`RunStatus` and :class:`TrialState`.
 - :data:`TRIALS`: ``hpo/<search>/trials.csv``, one row per trial (``pipeline.search``);
 - :data:`FINDER`: ``finder/<optimizer>/finder.csv``, the range test's curves (``pipeline.finder``);
 - :data:`FINDER_VS_GRID`: ``finder_vs_grid.csv`` (``pipeline.analysis.finder_vs_grid``);
-- :data:`METHODS`: ``methods.csv`` (``pipeline.analysis.methods``).
+- :data:`METHODS`: ``methods.csv`` (``pipeline.analysis.methods``);
+- :data:`CONFIRM`: ``confirm.csv``, the confirmation on fresh seeds (``pipeline.analysis.confirm``).
 
 The bottom layer of the package: pandas, NumPy and the standard library only.
 """
@@ -58,6 +59,17 @@ class RunStatus(StrEnum):
 
     OK = "ok"
     DIVERGED = "diverged"
+
+
+class Verdict(StrEnum):
+    """Whether a recommendation held on fresh seeds (``verdict`` in ``confirm.csv``,
+    :mod:`pipeline.analysis.confirm`)."""
+
+    CONFIRMED = "confirmed"
+    TIE = "tie"
+    OVERTURNED = "overturned"
+    #: No rate of the cell came second (one rate, or every other one without a finite loss).
+    NO_RUNNER_UP = "no runner-up"
 
 
 class TrialState(StrEnum):
@@ -300,11 +312,28 @@ METHODS = _schema(
     [
         ("method", STR), ("best_val_loss", FLOAT), ("lr", FLOAT), ("optimizer", STR), ("schedule", STR),
         ("runs", INT), ("epochs", INT), ("seconds", FLOAT), ("epochs_to_within_1pct", FLOAT),
-        ("seconds_to_within_1pct", FLOAT), ("reached", BOOL),
+        ("seconds_to_within_1pct", FLOAT), ("reached", BOOL), ("fresh_val_loss", FLOAT),
+        ("fresh_val_loss_std", FLOAT), ("fresh_seeds", INT), ("fresh_rank", NULLABLE_INT),
+    ],
+    optional=("fresh_val_loss", "fresh_val_loss_std", "fresh_seeds", "fresh_rank"),
+)  # fmt: skip
+
+#: The confirmation on fresh seeds (``confirm.csv``, :mod:`pipeline.analysis.confirm`): one row
+#: per confirmed optimizer × schedule. Losses are means over the fresh seeds; ``margin`` is the
+#: runner-up's loss minus the recommended rate's (positive: the recommendation holds), with its
+#: paired interval; ``estimate_gain`` the recommended rate's minus the estimated optimum's
+#: (positive: the estimate did better).
+CONFIRM = _schema(
+    "confirm",
+    [
+        ("optimizer", STR), ("schedule", STR), ("lr", FLOAT), ("runner_up_lr", FLOAT), ("estimate_lr", FLOAT),
+        ("seeds", INT), ("grid_loss", FLOAT), ("lr_loss", FLOAT), ("runner_up_loss", FLOAT), ("estimate_loss", FLOAT),
+        ("margin", FLOAT), ("margin_low", FLOAT), ("margin_high", FLOAT), ("verdict", STR),
+        ("estimate_gain", FLOAT), ("estimate_gain_low", FLOAT), ("estimate_gain_high", FLOAT),
     ],
 )  # fmt: skip
 
 #: Every table, by name.
 SCHEMAS: Dict[str, TableSchema] = {
-    schema.name: schema for schema in (HISTORY, RUNS, CURVES, BEST, TRIALS, FINDER, FINDER_VS_GRID, METHODS)
+    schema.name: schema for schema in (HISTORY, RUNS, CURVES, BEST, TRIALS, FINDER, FINDER_VS_GRID, METHODS, CONFIRM)
 }

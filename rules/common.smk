@@ -3,7 +3,9 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
+from pipeline.analysis.confirm import plan_members, plan_optimizers
 from pipeline.training.cohort import cohort_spec
 from pipeline.training.population_job import population_members, population_parts, population_spec
 from pipeline.config.compose import compose_study
@@ -40,6 +42,11 @@ if STUDY.settings.gpu_model:
 # Hyperparameter searches (none unless hpo.samplers is set): one job per search and worker.
 SEARCHES = searches(STUDY)
 HPO_SPECS = {search: json.dumps(hpo_job_spec(STUDY, search)) for search in SEARCHES}
+# The confirmation on fresh seeds (study.confirm.seeds; [] = none): rules/confirm.smk.
+CONFIRM = STUDY.settings.confirm
+CONFIRM_ON = bool(CONFIRM.seeds)
+CONFIRM_DIR = f"{STUDY_DIR}/confirm"
+CONFIRM_FILES = {"plan": f"{CONFIRM_DIR}/plan.json", "runs": f"{CONFIRM_DIR}/runs.csv", "table": f"{STUDY_DIR}/confirm.csv"}
 
 
 def rates_for(optimizer):
@@ -98,6 +105,31 @@ def population_train_spec(wildcards):
     """The JSON spec of one population job: a change in it reruns just that job."""
     members = population_parts_for(wildcards.optimizer)[int(wildcards.part)]
     return json.dumps(population_spec(STUDY, wildcards.optimizer, members))
+
+
+def confirm_plan_data():
+    """The confirmation's plan (a checkpoint: known once the grid is aggregated)."""
+    return json.loads(Path(checkpoints.confirm_plan.get().output.plan).read_text())
+
+
+def confirm_parts_for(optimizer):
+    """The members ([schedule, seed, lr]) of each confirmation job of an optimizer."""
+    return population_parts(plan_members(confirm_plan_data(), optimizer), STUDY.settings.population_size)
+
+
+def confirm_manifests(wildcards):
+    """Every confirmation job's manifest: one job per optimizer and part, as for the grid."""
+    return [
+        f"{CONFIRM_DIR}/populations/{optimizer}/part{part}.json"
+        for optimizer in plan_optimizers(confirm_plan_data())
+        for part in range(len(confirm_parts_for(optimizer)))
+    ]
+
+
+def confirm_train_spec(wildcards):
+    """The JSON spec of one confirmation job: the grid's population spec, run folders under confirm/."""
+    members = confirm_parts_for(wildcards.optimizer)[int(wildcards.part)]
+    return json.dumps(population_spec(STUDY, wildcards.optimizer, members, root=CONFIRM_DIR))
 
 
 def finder_spec(wildcards):

@@ -20,7 +20,10 @@ FIGURE_INPUT_FILES = {
 # The figures of this study, in reading order: the searches' two join with hyperparameter searches,
 # and so does the method comparison.
 REPORT_FIGURES = study_figures(with_searches=bool(SEARCHES))
-REPORT_EXTRA = {"methods": f"{STUDY_DIR}/methods.csv"} if SEARCHES else {}
+REPORT_EXTRA = {
+    **({"methods": f"{STUDY_DIR}/methods.csv"} if SEARCHES else {}),
+    **({"confirm": CONFIRM_FILES["table"]} if CONFIRM_ON else {}),
+}
 
 
 for figure in FIGURE_REGISTRY.values():
@@ -64,10 +67,11 @@ rule report_html:
     params:
         figures=" ".join(f"--figure {figure}={STUDY_DIR}/figures/{figure}.png" for figure in REPORT_FIGURES),
         methods=f"--methods {STUDY_DIR}/methods.csv" if SEARCHES else "",
+        confirm=f"--confirm {CONFIRM_FILES['table']}" if CONFIRM_ON else "",
     log:
         f"{STUDY_DIR}/logs/report.log",
     conda:
         "../envs/pipeline.yaml"
     shell:
         "python -m pipeline.report --runs {input.runs} --best {input.best} --config {input.config}"
-        " {params.figures} --finder-table {input.finder} {params.methods} --out {output} > {log} 2>&1"
+        " {params.figures} --finder-table {input.finder} {params.methods} {params.confirm} --out {output} > {log} 2>&1"

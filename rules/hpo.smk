@@ -54,12 +54,16 @@ rule methods:
         best=f"{STUDY_DIR}/best.csv",
         trials=expand(f"{HPO_DIR}/{{search}}/trials.csv", search=SEARCHES),
         finder=f"{STUDY_DIR}/finder_vs_grid.csv",
+        # Each method's choice retrained on the confirmation's fresh seeds: the fair ranking.
+        **({"fresh": CONFIRM_FILES["runs"]} if CONFIRM_ON else {}),
     output:
         f"{STUDY_DIR}/methods.csv",
+    params:
+        fresh=f"--fresh-runs {CONFIRM_FILES['runs']}" if CONFIRM_ON else "",
     log:
         f"{STUDY_DIR}/logs/methods.log",
     conda:
         "../envs/pipeline.yaml"
     shell:
         "python -m pipeline.analysis.methods --runs {input.runs} --best {input.best} --trials {input.trials}"
-        " --finder {input.finder} --out {output} > {log} 2>&1"
+        " --finder {input.finder} {params.fresh} --out {output} > {log} 2>&1"

@@ -339,7 +339,7 @@ def test_seeds_disagree_message(tmp_path: Path) -> None:
     (warning,) = study_warnings(runs, best, make_study(seeds=(0, 1, 2)))
     assert warning.message == (
         "adam × cosine: the seeds disagree more than the top two rates differ: best val_loss std 0.125 over "
-        "3 seeds at 1e-2 vs a gap of 0.0625 to the runner-up 1e-3; the winner is not distinguishable from it; "
+        "3 seeds at 1e-2 vs a gap of 0.0625 to the runner-up 1e-3; the winner is not distinguishable from it on the grid's seeds; "
         "add seeds: study.seeds=[0,1,2,3,4,5]"
     )
 

@@ -50,7 +50,7 @@ EXPECTED = [
 
 def expected(methods: list[str] | None = None) -> pd.DataFrame:
     rows = [row for row in EXPECTED if methods is None or row[0] in methods]
-    return pd.DataFrame(rows, columns=METHODS.columns)
+    return pd.DataFrame(rows, columns=METHODS.required)
 
 
 def compare() -> pd.DataFrame:
@@ -59,7 +59,7 @@ def compare() -> pd.DataFrame:
 
 def test_comparison_exact() -> None:
     table = compare()
-    assert list(table.columns) == METHODS.columns
+    assert list(table.columns) == METHODS.required
     pd.testing.assert_frame_equal(table, expected(), check_dtype=False)
     assert table["runs"].dtype.kind == "i" and table["epochs"].dtype.kind == "i" and table["reached"].dtype == bool
 

@@ -15,6 +15,7 @@ from pipeline.config.compose import compose_study, group_options, valid_keys_at
 from pipeline.config.constraints import Choices, Constraint, Interval, Items, field_constraints
 from pipeline.config.schema import (
     CONF_DIR,
+    ConfirmConfig,
     SCHEDULE_TYPES,
     DiagnosisConfig,
     FinderConfig,
@@ -28,7 +29,7 @@ from pipeline.config.schema import (
 from pipeline.config.validation import check_optimizer, check_schedule, check_section
 
 #: The sections a study validates field by field, with the key prefix of their messages.
-SECTIONS = {"study": StudyConfig, "study.grid": GridConfig, "finder": FinderConfig, "hpo": HpoConfig, "diagnosis": DiagnosisConfig}
+SECTIONS = {"study": StudyConfig, "study.grid": GridConfig, "study.confirm": ConfirmConfig, "finder": FinderConfig, "hpo": HpoConfig, "diagnosis": DiagnosisConfig}
 
 
 def cases() -> Iterator[Tuple[str, str, Constraint]]:
@@ -224,6 +225,11 @@ CROSS_CASES = {
     "finder_leaves_points_to_suggest_from": ("finder", FinderConfig(steps=17), "finder.steps=17 must exceed"),
     "searches_have_pruners": ("hpo", HpoConfig(samplers=["tpe"], pruners=[]), "hpo.pruners is empty"),
     "search_bounds_are_ordered": ("hpo", HpoConfig(lr_min=1.0, lr_max=1.0), "hpo.lr_min=1.0 must be smaller than hpo.lr_max=1.0"),
+    "confirm_seeds_are_fresh": (
+        "study",
+        StudyConfig(seeds=[0, 1], confirm=ConfirmConfig(seeds=[1, 2])),
+        "study.confirm.seeds=[1, 2] reuses grid seed(s) [1] of study.seeds=[0, 1]",
+    ),
 }
 
 

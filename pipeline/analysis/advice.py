@@ -15,7 +15,9 @@ Kinds, per optimizer × schedule (thresholds from ``diagnosis`` in the study, se
 - ``late_best``: it falls after the ``diagnosis.late_best`` share: still improving, train longer.
 - ``seeds_disagree``: the seeds' spread (std of best val_loss) at the recommended rate exceeds
   the gap between the two best rates' means: the winner is not distinguishable from the
-  runner-up, more seeds are needed.
+  runner-up on the grid's seeds. Where the study confirmed the cell on fresh seeds
+  (:mod:`pipeline.analysis.confirm`), the warning gives that verdict; otherwise it asks for
+  more seeds.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import pandas as pd
 from pipeline.analysis.aggregate import rate_table
 from pipeline.config.rates import override_rate
 from pipeline.config.schema import DiagnosisConfig
-from pipeline.tables import BEST, RUNS, RunStatus
+from pipeline.tables import BEST, RUNS, RunStatus, Verdict
 from pipeline.values import is_finite
 
 #: The warning kinds, in the order they are listed for one optimizer × schedule.
@@ -226,7 +228,7 @@ def _more_seeds(seeds: Any, count: int) -> str:
     return "[" + ",".join(str(seed) for seed in [*current, *extra]) + "]"
 
 
-def _seeds_message(row: pd.Series, group: pd.DataFrame, seeds: Any) -> Optional[str]:
+def _seeds_message(row: pd.Series, group: pd.DataFrame, seeds: Any, confirmed: Optional[pd.Series] = None) -> Optional[str]:
     # The ranking of best.csv; rates without a finite mean (tier 2) cannot be compared.
     ranked = rate_table(group)
     ranked = ranked[ranked["tier"] < 2]
@@ -239,14 +241,23 @@ def _seeds_message(row: pd.Series, group: pd.DataFrame, seeds: Any) -> Optional[
     gap = float(runner["best_val_loss_mean"]) - float(winner["best_val_loss_mean"])
     if not std > gap:
         return None
-    return (
+    text = (
         f"the seeds disagree more than the top two rates differ: best val_loss std {std:.3g} over "
         f"{int(winner['seeds'])} seeds at {override_rate(ranked.index[0])} vs a gap of {gap:.3g} to the runner-up "
-        f"{override_rate(ranked.index[1])}; the winner is not distinguishable from it; add seeds: study.seeds={_more_seeds(seeds, int(winner['seeds']))}"
+        f"{override_rate(ranked.index[1])}; the winner is not distinguishable from it on the grid's seeds"
     )
+    if confirmed is not None and str(confirmed["verdict"]) in (Verdict.CONFIRMED, Verdict.TIE, Verdict.OVERTURNED):
+        return (
+            f"{text}; the confirmation on {int(confirmed['seeds'])} fresh seeds settles it: {confirmed['verdict']} "
+            f"(margin {float(confirmed['margin']):.3g}, 95% interval {float(confirmed['margin_low']):.3g} to "
+            f"{float(confirmed['margin_high']):.3g}; see Confirmation on fresh seeds)"
+        )
+    return f"{text}; add seeds: study.seeds={_more_seeds(seeds, int(winner['seeds']))}"
 
 
-def study_warnings(runs: pd.DataFrame, best: pd.DataFrame, study: Mapping[str, Any]) -> List[StudyWarning]:
+def study_warnings(
+    runs: pd.DataFrame, best: pd.DataFrame, study: Mapping[str, Any], confirm: Optional[pd.DataFrame] = None
+) -> List[StudyWarning]:
     """The warnings of a study, per optimizer × schedule in name order, kinds in :data:`KINDS` order.
 
     Args:
@@ -256,6 +267,9 @@ def study_warnings(runs: pd.DataFrame, best: pd.DataFrame, study: Mapping[str, A
             best_epoch_mean).
         study: The resolved study (``config.yaml``); reads ``study.epochs``, ``study.seeds``,
             ``study.grid`` and ``diagnosis`` (defaults where absent).
+        confirm: The confirmation on fresh seeds (``confirm.csv``), if the study made one: a
+            ``seeds_disagree`` warning of a confirmed cell then gives its verdict instead of
+            asking for more seeds.
 
     Returns:
         The warnings; empty when the study gives no reason for any.
@@ -281,7 +295,11 @@ def study_warnings(runs: pd.DataFrame, best: pd.DataFrame, study: Mapping[str, A
         epoch = _epoch_message(row, group, settings.get("epochs"), diagnosis) if len(group) else None
         if epoch is not None:
             messages.append(epoch)
-        messages.append(("seeds_disagree", _seeds_message(row, group, settings.get("seeds")) if len(group) else None))
+        confirmed = None
+        if confirm is not None:
+            cell = confirm[(confirm["optimizer"] == optimizer) & (confirm["schedule"] == schedule)]
+            confirmed = cell.iloc[0] if len(cell) else None
+        messages.append(("seeds_disagree", _seeds_message(row, group, settings.get("seeds"), confirmed) if len(group) else None))
         for kind, message in messages:
             if message is not None:
                 found.append(StudyWarning(kind, optimizer, schedule, f"{optimizer} × {schedule}: {message}"))

@@ -18,7 +18,7 @@ Command line::
 
     python -m pipeline.analysis.methods --runs runs.csv --best best.csv \\
         --trials hpo/random/trials.csv hpo/tpe/trials.csv \\
-        [--finder finder_vs_grid.csv] --out methods.csv
+        [--finder finder_vs_grid.csv] [--fresh-runs confirm/runs.csv] --out methods.csv
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.analysis.confirm import losses_by_seed
 from pipeline.analysis.finder_vs_grid import SUGGESTION_KINDS
 from pipeline.io import write_atomic
 from pipeline.tables import BEST, FINDER_VS_GRID, METHODS, RUNS, TRIALS, RunStatus, TrialState
@@ -238,7 +239,39 @@ def method_comparison(
         for search in sorted(set(names)):
             rows.append(_search_row(search, combined[names == search], threshold))
 
-    return METHODS.typed(pd.DataFrame(rows, columns=METHODS.columns)).reset_index(drop=True)
+    return METHODS.typed(pd.DataFrame(rows, columns=METHODS.required)).reset_index(drop=True)
+
+
+def with_fresh_seeds(table: pd.DataFrame, fresh_runs: pd.DataFrame) -> pd.DataFrame:
+    """The comparison with each method's choice re-evaluated on the fresh seeds of the
+    confirmation (:mod:`pipeline.analysis.confirm`), the fair ranking.
+
+    ``best_val_loss`` is each method's best *single* result: the minimum of many noisy runs,
+    biased low (the winner's curse), and more so the more runs a method made. Retrained on
+    seeds no method saw, every choice is measured alike. Adds ``fresh_val_loss`` (mean over the
+    fresh seeds of the runs at the method's optimizer, schedule and rate; a diverged run at its
+    untrained loss), ``fresh_val_loss_std`` (ddof=1), ``fresh_seeds`` and ``fresh_rank`` (1 =
+    lowest ``fresh_val_loss``; tied losses share the lower rank; empty where the method chose
+    nothing).
+
+    Args:
+        table: From :func:`method_comparison`.
+        fresh_runs: The confirmation runs (``confirm/runs.csv``).
+    """
+    means, stds, counts = [], [], []
+    for _, row in table.iterrows():
+        chosen = bool(row["optimizer"]) and bool(row["schedule"]) and np.isfinite(row["lr"])
+        losses = losses_by_seed(fresh_runs, row["optimizer"], row["schedule"], float(row["lr"])) if chosen else pd.Series(dtype=float)
+        finite = losses[np.isfinite(losses)]
+        means.append(float(finite.mean()) if len(finite) else math.nan)
+        stds.append(float(finite.std(ddof=1)) if len(finite) > 1 else math.nan)
+        counts.append(int(len(losses)))
+    result = table.copy()
+    result["fresh_val_loss"] = means
+    result["fresh_val_loss_std"] = stds
+    result["fresh_seeds"] = counts
+    result["fresh_rank"] = result["fresh_val_loss"].rank(method="min").astype("Int64")
+    return METHODS.typed(result[METHODS.columns]).reset_index(drop=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -253,6 +286,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument(
         "--finder", type=Path, default=None, help="finder_vs_grid.csv (python -m pipeline.analysis.finder_vs_grid), optional"
     )
+    parser.add_argument(
+        "--fresh-runs",
+        type=Path,
+        default=None,
+        help="the confirmation runs (confirm/runs.csv): adds each choice's loss on the fresh seeds and its rank",
+    )
     parser.add_argument("--out", type=Path, required=True, help="CSV to write (methods.csv)")
     args = parser.parse_args(argv)
     table = method_comparison(
@@ -261,6 +300,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         [TRIALS.read(path) for path in args.trials],
         FINDER_VS_GRID.read(args.finder) if args.finder is not None else None,
     )
+    if args.fresh_runs is not None:
+        table = with_fresh_seeds(table, RUNS.read(args.fresh_runs))
     write_atomic(args.out, lambda temporary: METHODS.write(table, temporary))
     reached = table.loc[table["reached"], "method"].tolist()
     print(f"{len(table)} methods compared; within 1% of the grid's best: {', '.join(reached) or 'none'}")

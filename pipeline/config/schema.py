@@ -195,6 +195,38 @@ class GridConfig:
     finder_decades: float = constrained(1.0, Interval(0, closed="neither"))
 
 
+#: Which optimizer × schedule cells the confirmation retrains (``study.confirm.cells``).
+CONFIRM_CELLS: tuple[str, ...] = ("all", "best")
+
+
+@dataclass
+class ConfirmConfig:
+    """The confirmation on fresh seeds (:mod:`pipeline.analysis.confirm`): once the grid is
+    aggregated, the recommended rate, the runner-up rate and the estimated optimum of each
+    confirmed cell are retrained on ``seeds``, which the grid did not use, and the winner's
+    margin over the runner-up gets a paired interval and a verdict (``confirmed``, ``tie``,
+    ``overturned``). With hyperparameter searches, every method's chosen rate is retrained on
+    the same seeds too (the fair method comparison of ``methods.csv``).
+    """
+
+    #: The fresh seeds; ``[]`` turns the confirmation off. At least two (a paired interval needs
+    #: a spread); far from the grid's seeds, so that adding grid seeds never reuses one.
+    seeds: List[int] = constrained(
+        dataclasses.MISSING,
+        Satisfies(
+            test=lambda seeds: len(seeds) != 1,
+            wants="at least 2 seeds (a paired interval needs two), or [] for no confirmation",
+            example=[1000],
+        ),
+        Unique(),
+        Items(rule=Interval(0)),
+        default_factory=lambda: [1000, 1001, 1002],
+    )
+    #: ``all``: every optimizer × schedule (each row of best.csv gets its verdict); ``best``:
+    #: only the best schedule of each optimizer (a sixth of the runs on the default study).
+    cells: str = constrained("all", Choices(CONFIRM_CELLS, "confirmation scope"))
+
+
 #: The training engines (``study.engine``).
 ENGINES: tuple[str, ...] = ("population", "per_run")
 
@@ -232,6 +264,7 @@ class StudyConfig:
     #: the first epoch started from (the untrained model's loss).
     divergence_factor: float = constrained(4.0, Interval(1, closed="neither", finite=False))
     grid: GridConfig = field(default_factory=GridConfig)
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
     #: Batches per compiled call (Keras ``steps_per_execution``); larger is faster on small
     #: models, results are identical.
     steps_per_execution: int = constrained(32, COUNT)

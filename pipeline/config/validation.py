@@ -52,6 +52,15 @@ def grid_bounds_are_ordered(settings: StudyConfig) -> None:
         raise StudyConfigError(f"study.grid.min={grid.min} must be smaller than study.grid.max={grid.max}")
 
 
+def confirm_seeds_are_fresh(settings: StudyConfig) -> None:
+    reused = sorted(set(settings.confirm.seeds) & set(settings.seeds))
+    if reused:
+        raise StudyConfigError(
+            f"study.confirm.seeds={list(settings.confirm.seeds)} reuses grid seed(s) {reused} of "
+            f"study.seeds={list(settings.seeds)}: the confirmation needs seeds the grid did not use"
+        )
+
+
 def early_best_before_late_best(diagnosis: DiagnosisConfig) -> None:
     if diagnosis.early_best >= diagnosis.late_best:
         raise StudyConfigError(
@@ -84,7 +93,7 @@ def search_bounds_are_ordered(hpo: HpoConfig) -> None:
 
 #: The cross-field checks of each schema, run after its field constraints.
 CROSS_CHECKS: Dict[type, tuple[Callable[[Any], None], ...]] = {
-    StudyConfig: (gpu_model_needs_a_gpu, grid_bounds_are_ordered),
+    StudyConfig: (gpu_model_needs_a_gpu, grid_bounds_are_ordered, confirm_seeds_are_fresh),
     DiagnosisConfig: (early_best_before_late_best,),
     FinderConfig: (finder_ramp_rises, finder_leaves_points_to_suggest_from),
     HpoConfig: (searches_have_pruners, search_bounds_are_ordered),

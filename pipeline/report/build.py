@@ -25,7 +25,7 @@ of :mod:`pipeline.report.html` (CSS, escaping, tables, badges, rates).
 Command line::
 
     python -m pipeline.report --runs runs.csv --best best.csv --config config.yaml \\
-        --figure lr_sensitivity=figures/lr_sensitivity.png \\
+        --figure lr_sensitivity=figures/lr_sensitivity.png [--confirm confirm.csv] \\
         [--figure finder_curves=figures/finder_curves.png --finder-table finder_vs_grid.csv] \\
         [--figure hpo_history=figures/hpo_history.png --figure hpo_trials=figures/hpo_trials.png \\
          --methods methods.csv] \\
@@ -44,6 +44,7 @@ import yaml
 
 from pipeline.analysis.advice import study_warnings
 from pipeline.io import write_text_atomic
+from pipeline.report.confirm import confirm_html
 from pipeline.report.figures import FINDER_FIGURE, HPO_FIGURES, _figure_html, _ordered_figures
 from pipeline.report.finder import _finder_html
 from pipeline.report.html import _CSS, _FIT_CSS, _e, _table
@@ -58,7 +59,7 @@ from pipeline.report.results import (
     schedule_comparison,
     sensitivity_sentence,
 )
-from pipeline.tables import BEST, FINDER_VS_GRID, METHODS, RUNS, RunStatus
+from pipeline.tables import BEST, CONFIRM, FINDER_VS_GRID, METHODS, RUNS, RunStatus
 
 
 def _study_name(study: Mapping[str, Any]) -> str:
@@ -100,6 +101,7 @@ def build_report(
     config_text: Optional[str] = None,
     finder: Optional[pd.DataFrame] = None,
     methods: Optional[pd.DataFrame] = None,
+    confirm: Optional[pd.DataFrame] = None,
 ) -> str:
     """Build the study report as one self-contained HTML page.
 
@@ -124,6 +126,10 @@ def build_report(
             the method that came within 1% of the grid's best with the least compute. Without
             it the page has no such section (the two figures, if given, are shown among the
             figures).
+        confirm: The confirmation on fresh seeds (``confirm.csv`` of
+            :mod:`pipeline.analysis.confirm`); when given, the headline says what it found,
+            a "Confirmation on fresh seeds" section follows the recommended rates, and the
+            "seeds disagree" warnings give its verdicts.
 
     Returns:
         The HTML page.
@@ -144,7 +150,7 @@ def build_report(
         "<body>",
         "<main>",
         f"<h1>Learning-rate study: {_e(name)}</h1>",
-        f'<p class="headline" id="headline">{_e(headline(best))}</p>',
+        f'<p class="headline" id="headline">{_e(headline(best, confirm))}</p>',
         "<h2>Recommended learning rates</h2>",
         "<p>The grid rate with the lowest mean best val_loss over seeds (± 1 std), per optimizer and "
         "schedule, with the fit diagnosis of its runs; the estimated optimum between grid points (the "
@@ -164,7 +170,9 @@ def build_report(
     if sentences:
         parts.append('<ul class="findings">' + "".join(f"<li>{_e(text)}</li>" for text in sentences) + "</ul>")
 
-    parts += ['<h2 id="warnings">Warnings</h2>', _warnings_html(study_warnings(runs, best, study))]
+    if confirm is not None:
+        parts.append(confirm_html(confirm))
+    parts += ['<h2 id="warnings">Warnings</h2>', _warnings_html(study_warnings(runs, best, study, confirm))]
 
     moved = ({FINDER_FIGURE} if finder is not None else set()) | (set(HPO_FIGURES) if methods is not None else set())
     shown = {key: value for key, value in figures.items() if key not in moved}
@@ -232,6 +240,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         default=None,
         help="methods.csv (python -m pipeline.analysis.methods): adds the hyperparameter search section",
     )
+    parser.add_argument(
+        "--confirm",
+        type=Path,
+        default=None,
+        help="confirm.csv (python -m pipeline.analysis.confirm): adds the confirmation on fresh seeds",
+    )
     parser.add_argument("--out", type=Path, required=True, help="HTML file to write")
     args = parser.parse_args(argv)
 
@@ -247,6 +261,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         config_text=config_text,
         finder=FINDER_VS_GRID.read(args.finder_table) if args.finder_table is not None else None,
         methods=METHODS.read(args.methods) if args.methods is not None else None,
+        confirm=CONFIRM.read(args.confirm) if args.confirm is not None else None,
     )
     write_text_atomic(args.out, page)
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline.config.rates import rate_label, short_rate
 from pipeline.report.figures import HPO_FIGURES, _section_figure
-from pipeline.report.html import _e, _table
+from pipeline.report.html import _e, _mean_std, _table
 from pipeline.tables import METHODS
 from pipeline.values import is_finite
 
@@ -80,6 +80,7 @@ def methods_sentence(methods: pd.DataFrame) -> str:
 
 
 def _methods_table(methods: pd.DataFrame) -> str:
+    fresh = "fresh_val_loss" in methods.columns
     rows: List[List[tuple[str, str]]] = []
     for _, row in methods.iterrows():
         method = str(row["method"])
@@ -107,6 +108,11 @@ def _methods_table(methods: pd.DataFrame) -> str:
                 (_e(reach), "num"),
             ]
         )
+        if fresh:
+            rows[-1] += [
+                (_e(_mean_std(row["fresh_val_loss"], row["fresh_val_loss_std"], ".4f")), "num"),
+                (_e(int(row["fresh_rank"]) if not pd.isna(row["fresh_rank"]) else "n/a"), "num"),
+            ]
     header = [
         "method",
         "best val_loss",
@@ -117,7 +123,27 @@ def _methods_table(methods: pd.DataFrame) -> str:
         "seconds",
         "compute to within 1% of the grid's best",
     ]
+    if fresh:
+        header += ["val_loss on fresh seeds", "rank on fresh seeds"]
     return _table(header, rows, table_id="method-comparison")
+
+
+def fresh_sentence(methods: pd.DataFrame) -> str:
+    """One sentence: which method's choice did best when retrained on the fresh seeds, or ""
+    without them. Ties (the same choice, or the same loss) share the first rank."""
+    if "fresh_rank" not in methods.columns:
+        return ""
+    ranked = methods[methods["fresh_rank"].notna()]
+    if ranked.empty:
+        return "No method's choice was retrained on fresh seeds."
+    first = ranked[ranked["fresh_rank"] == ranked["fresh_rank"].min()]
+    names = [str(name) for name in first["method"]]
+    row = first.iloc[0]
+    who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return (
+        f"Retrained on {int(row['fresh_seeds'])} fresh seeds (the fair test: each method's best single result above "
+        f"is the lowest of its own noisy runs), {who} chose best: mean best val_loss {float(row['fresh_val_loss']):.4f}."
+    )
 
 
 def _methods_html(methods: pd.DataFrame, figures: Mapping[str, Path]) -> str:
@@ -136,6 +162,7 @@ def _methods_html(methods: pd.DataFrame, figures: Mapping[str, Path]) -> str:
         parts.append("<p>No method to compare.</p>")
     else:
         parts.append(_methods_table(methods))
-        parts.append(f'<ul class="findings"><li>{_e(methods_sentence(methods))}</li></ul>')
+        sentences = [text for text in (methods_sentence(methods), fresh_sentence(methods)) if text]
+        parts.append('<ul class="findings">' + "".join(f"<li>{_e(text)}</li>" for text in sentences) + "</ul>")
     parts.append("</section>")
     return "\n".join(parts)

@@ -8,12 +8,13 @@ diverged runs per schedule: everything the page says from ``best.csv`` and ``run
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import pandas as pd
 
 from pipeline.analysis.advice import StudyWarning, diverged_by_schedule
 from pipeline.config.rates import rate_label, short_rate
+from pipeline.report.confirm import confirm_row, confirmation_clause, seeds_text
 from pipeline.report.html import _e, _mean_std, _table, fit_badge
 from pipeline.values import is_finite
 
@@ -115,12 +116,15 @@ def _rate_phrase(row: pd.Series) -> str:
     return f"the grid rate {rate_label(row['lr'])}{reason}"
 
 
-def headline(best: pd.DataFrame) -> str:
-    """The report's first sentence: the study's answer, every number of it from ``best.csv``.
+def headline(best: pd.DataFrame, confirm: Optional[pd.DataFrame] = None) -> str:
+    """The report's first sentence: the study's answer, every number of it from ``best.csv``
+    and ``confirm.csv``.
 
     The optimizer × schedule with the lowest mean best val_loss, at its estimated optimum
-    (with its interval) or, without one, at its grid rate and why; then each other optimizer's
-    best schedule, its rate as a multiple of the winner's, and its loss.
+    (with its interval) or, without one, at its grid rate and why, and what the confirmation
+    on fresh seeds found for it (:func:`pipeline.report.confirm.confirmation_clause`); then
+    each other optimizer's best schedule, its rate as a multiple of the winner's, its loss and
+    its verdict.
     """
     finite = best[[is_finite(value) for value in best["best_val_loss_mean"]]]
     if finite.empty:
@@ -132,11 +136,19 @@ def headline(best: pd.DataFrame) -> str:
         f"{winner['optimizer']} with the {winner['schedule']} schedule at {_rate_phrase(winner)} reached the lowest "
         f"best val_loss, {float(winner['best_val_loss_mean']):.4g}"
     )
-    others = [
-        f"{row['optimizer']} did best with {row['schedule']} at {_rate_phrase(row)}, "
-        f"{_answer_rate(row) / _answer_rate(winner):.2g}× the winner's rate, best val_loss {float(row['best_val_loss_mean']):.4g}"
-        for _, row in per_optimizer.iloc[1:].iterrows()
-    ]
+    confirmed = confirm_row(confirm, str(winner["optimizer"]), str(winner["schedule"]))
+    if confirmed is not None:
+        text += f", {confirmation_clause(confirmed)}"
+    others = []
+    for _, row in per_optimizer.iloc[1:].iterrows():
+        other = (
+            f"{row['optimizer']} did best with {row['schedule']} at {_rate_phrase(row)}, "
+            f"{_answer_rate(row) / _answer_rate(winner):.2g}× the winner's rate, best val_loss {float(row['best_val_loss_mean']):.4g}"
+        )
+        verdict = confirm_row(confirm, str(row["optimizer"]), str(row["schedule"]))
+        if verdict is not None:
+            other += f" ({verdict['verdict']} on {seeds_text(verdict)})"
+        others.append(other)
     return text + "".join(f"; {other}" for other in others) + "."
 
 

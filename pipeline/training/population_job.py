@@ -93,16 +93,19 @@ def population_parts(members: Sequence[Any], size: int) -> List[List[Any]]:
     return [members[start : start + size] for start in range(0, len(members), size)] if members else []
 
 
-def population_spec(study: Any, optimizer: str, members: Sequence[Sequence[Any]]) -> Dict[str, Any]:
+def population_spec(study: Any, optimizer: str, members: Sequence[Sequence[Any]], root: Optional[str] = None) -> Dict[str, Any]:
     """What a population training job needs, as plain JSON-able data (the job's ``--spec``): one
-    base run config per schedule, and the members as ``[schedule, seed, lr]``."""
+    base run config per schedule, and the members as ``[schedule, seed, lr]``. The run folders
+    live under ``<root>/runs/`` (default: the study's folder; the confirmation on fresh seeds
+    uses ``<study>/confirm``). With ``study.engine=per_run`` the bases carry no population mark
+    and the job trains its members run by run."""
     from pipeline.config.schema import study_dir
 
     schedules = sorted({member[0] for member in members})
     first = members[0]
     return {
         "engine": "population",
-        "study_dir": study_dir(study.name),
+        "study_dir": root or study_dir(study.name),
         "optimizer": optimizer,
         "deterministic": study.settings.deterministic,
         "memory_mb": study.settings.population_memory_mb,
@@ -119,6 +122,22 @@ def _member_config(spec: Mapping[str, Any], schedule: str, seed: int, lr: float,
     return run_config
 
 
+def _train_one_by_one(
+    pending: Sequence[tuple], arrays: Mapping[str, Any], device: Any, fallback: Optional[str] = None
+) -> List[Dict[str, Any]]:
+    """Train ``(entry, run_config, out_dir)`` items run by run with the per-run engine; with
+    ``fallback`` (why the population engine could not take them), each summary records it."""
+    from pipeline.training.run import train_run
+
+    summaries = []
+    for _, config, out_dir in pending:
+        config = json.loads(json.dumps(config))
+        config["training"].pop("engine", None)
+        extra = (lambda _: {"population_fallback": fallback}) if fallback is not None else None
+        summaries.append(train_run(config, arrays, out_dir, device, extra_summary=extra, resumable=True))
+    return summaries
+
+
 def train_population_job(
     spec: Mapping[str, Any], data_file: Path, threads: Optional[int] = None, gpus: int = 0
 ) -> List[Dict[str, Any]]:
@@ -130,7 +149,7 @@ def train_population_job(
     from pipeline.training.data import arrays_digest, load_npz
     from pipeline.training.device import configure_tensorflow
     from pipeline.training.resume import STATE_FILE
-    from pipeline.training.run import is_complete, train_run
+    from pipeline.training.run import is_complete
 
     device = configure_tensorflow(threads=threads, deterministic=spec["deterministic"], gpus=gpus)
     arrays = load_npz(data_file)
@@ -151,6 +170,12 @@ def train_population_job(
             pending.append((entry, run_config, out_dir))
     if not pending:
         return entries
+    if "engine" not in pending[0][1]["training"]:
+        # study.engine=per_run (the confirmation's jobs): one model.fit after another.
+        for (entry, _, _), summary in zip(pending, _train_one_by_one(pending, arrays, device)):
+            entry["status"] = str(summary["status"])
+            print(f"{entry['run_dir']}: {entry['status']}", flush=True)
+        return entries
     budget = spec.get("memory_mb")
     size = program_size(pending[0][1], arrays, float(budget)) if budget else len(pending)
     for start in range(0, len(pending), size):
@@ -167,12 +192,7 @@ def train_population_job(
             )
         except PopulationUnsupported as error:
             print(f"population engine: {error}; training these {len(chunk)} runs one by one (per_run)", flush=True)
-            summaries = []
-            for _, config, out_dir in chunk:
-                config = json.loads(json.dumps(config))
-                config["training"].pop("engine", None)
-                reason = {"population_fallback": str(error)}
-                summaries.append(train_run(config, arrays, out_dir, device, extra_summary=lambda _: reason, resumable=True))
+            summaries = _train_one_by_one(chunk, arrays, device, fallback=str(error))
         for (entry, _, out_dir), summary in zip(chunk, summaries):
             entry["status"] = str(summary["status"])
             print(f"{out_dir}: {entry['status']}", flush=True)
