@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from pipeline.report.build import build_report
+from pipeline.report.confirm import confirmation_clause
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -118,13 +119,39 @@ def draw_png(path: Path, title: str) -> Path:
     return path
 
 
+VERDICTS = ("confirmed", "tie", "overturned")
+
+
+def synthetic_confirmation(best: pd.DataFrame) -> pd.DataFrame:
+    """confirm.csv of every cell on 2 fresh seeds, the verdicts in turn (the margin's sign agreeing)."""
+    rows = []
+    for index, row in best.reset_index(drop=True).iterrows():
+        verdict = VERDICTS[index % 3]
+        margin = {"confirmed": 0.05, "tie": 0.01, "overturned": -0.04}[verdict]
+        low, high = (0.01, 0.09) if verdict == "confirmed" else (-0.03, 0.05) if verdict == "tie" else (-0.07, -0.01)
+        rows.append(
+            {
+                "optimizer": row["optimizer"], "schedule": row["schedule"], "lr": row["lr"], "runner_up_lr": 1e-3,
+                "estimate_lr": 4.2e-3 if index % 2 else math.nan, "seeds": 2, "grid_loss": row["best_val_loss_mean"],
+                "lr_loss": row["best_val_loss_mean"] + 0.01, "runner_up_loss": row["best_val_loss_mean"] + 0.01 + margin,
+                "estimate_loss": row["best_val_loss_mean"] if index % 2 else math.nan, "margin": margin, "margin_low": low,
+                "margin_high": high, "verdict": verdict, "estimate_gain": 0.01 if index % 2 else math.nan,
+                "estimate_gain_low": -0.02 if index % 2 else math.nan, "estimate_gain_high": 0.04 if index % 2 else math.nan,
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("report")
     runs, best = synthetic_tables()
     figures = {name: draw_png(folder / f"{name}.png", name) for name in ("lr_sensitivity", "fitting_map", "extra_figure")}
     path = folder / "report.html"
-    path.write_text(build_report(runs, best, study(), figures, config_text="study:\n  name: browser check\n"), encoding="utf-8")
+    page = build_report(
+        runs, best, study(), figures, config_text="study:\n  name: browser check\n", confirm=synthetic_confirmation(best)
+    )
+    path.write_text(page, encoding="utf-8")
     return path
 
 
@@ -182,6 +209,14 @@ def test_report_renders_on_a_desktop(browser: Any, report: Path, tmp_path: Path)
         headline = page.locator("p#headline")
         assert headline.count() == 1 and "reached the lowest best val_loss" in headline.inner_text()
         assert headline.bounding_box()["y"] < page.locator("h2").first.bounding_box()["y"]
+        # The winner (adam × constant, the lowest mean) was confirmed; its numbers are confirm.csv's.
+        _, best = synthetic_tables()
+        winner = synthetic_confirmation(best).iloc[0]
+        assert confirmation_clause(winner) in headline.inner_text()
+        assert "confirmed on 2 fresh seeds: the grid rate 1e-4 beat the runner-up 1e-3 by 0.05" in headline.inner_text()
+        confirmation = page.locator("table#confirmation tbody tr")
+        assert confirmation.count() == len(OPTIMIZERS) * len(SCHEDULES)
+        assert page.locator("table#confirmation .fit-good").count() == 2  # the two confirmed cells' badges
         assert page.locator("table#recommended").count() == 1
         assert page.locator("table#recommended tbody tr").count() == len(OPTIMIZERS) * len(SCHEDULES)
         assert page.locator("table#recommended .fit-good").count() == 2

@@ -17,6 +17,8 @@ from factories import REPO
 from pipeline.config.compose import compose_study
 from pipeline.config.rates import run_dir
 from pipeline.figures.registry import study_figures
+from pipeline.report.results import headline
+from pipeline.tables import BEST, CONFIRM
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -151,6 +153,62 @@ def test_report_and_figures_exist_and_agree_with_the_tables(smoke):
     assert len(sensitivity) == len(best) * 3  # every rate of every optimizer x schedule, diverged included
 
 
+def headline_in_browser(report: Path) -> str:
+    """The report's headline as headless Chromium renders it (CI installs Chromium; without it,
+    the text of the page's headline element)."""
+    import html
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        page = report.read_text()
+        return html.unescape(page[page.index('id="headline">') + len('id="headline">') :].split("</p>")[0])
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_context(offline=True).new_page()
+            page.goto(report.as_uri(), wait_until="load")
+            return page.locator("p#headline").inner_text()
+        finally:
+            browser.close()
+
+
+def test_confirmation_on_fresh_seeds(smoke):
+    """study.confirm: the plan's rates retrained on the fresh seeds in their own run folders,
+    a verdict per cell, the winner's verdict in the headline, and nothing retrained on a rerun."""
+    workdir, results = smoke
+    study = compose_study("study=smoke")
+    seeds = study.settings.confirm.seeds
+    best = pd.read_csv(results / "best.csv")
+    confirm = pd.read_csv(results / "confirm.csv")
+    assert len(confirm) == len(best) and set(confirm["verdict"]) <= {"confirmed", "tie", "overturned", "no runner-up"}
+    assert (confirm["seeds"] == len(seeds)).all()
+    plan = json.loads((results / "confirm" / "plan.json").read_text())
+    assert plan["seeds"] == seeds and not set(seeds) & set(study.settings.seeds)
+    fresh = pd.read_csv(results / "confirm" / "runs.csv")
+    assert len(fresh) == len(plan["members"]) * len(seeds) and set(fresh["seed"]) == set(seeds)
+    for member in plan["members"]:
+        for seed in seeds:
+            folder = run_dir(results / "confirm", member["optimizer"], member["schedule"], seed, member["lr"])
+            assert (folder / "summary.json").exists(), folder
+    # The cells' rates are among the members: recommended and runner-up of each.
+    rates = {(member["optimizer"], member["schedule"], member["lr"]) for member in plan["members"]}
+    for row in confirm.itertuples():
+        assert (row.optimizer, row.schedule, row.lr) in rates
+    # The headline, as a browser shows it, is the sentence the tables give.
+    expected = headline(BEST.read(results / "best.csv"), CONFIRM.read(results / "confirm.csv"))
+    assert f"on {len(seeds)} fresh seeds" in expected
+    assert headline_in_browser(results / "report.html") == expected
+    assert 'id="confirmation-section"' in (results / "report.html").read_text()
+    stamps = {run: (workdir / run / "history.csv").stat().st_mtime_ns for run in fresh["run_dir"]}
+    forced = snakemake(workdir, "--cores", "2", "--forcerun", "confirm_train", "--config", "overrides=study=smoke")
+    assert forced.returncode == 0, (forced.stdout + forced.stderr)[-5000:]
+    logs = "".join(path.read_text() for path in (results / "logs" / "confirm").rglob("part*.log"))
+    assert logs.count("up to date") == len(fresh)
+    assert {run: (workdir / run / "history.csv").stat().st_mtime_ns for run in fresh["run_dir"]} == stamps
+
+
 def test_rerun_does_nothing_and_a_wider_grid_trains_only_new_rates(smoke):
     workdir, results = smoke
     again = snakemake(workdir, "-n", "--cores", "2", "--config", "overrides=study=smoke")
@@ -216,7 +274,7 @@ def test_a_users_own_model_and_npz_dataset(tmp_path):
     np.savez(workdir / "data" / "mine.npz", x_train=x[:1200], y_train=y[:1200], x_val=x[1200:], y_val=y[1200:])
     overrides = (
         "overrides=study=smoke study.name=mine model=wide dataset=npz dataset.path=data/mine.npz dataset.name=mine "
-        "optimizer=[adam] schedule=[constant] study.grid.values=[0.001,0.03]"
+        "optimizer=[adam] schedule=[constant] study.grid.values=[0.001,0.03] study.confirm.seeds=[]"
     )
     env = {"LRSTUDY_CONF_DIR": str(workdir / "conf")}
     result = snakemake(workdir, "--cores", "2", "--config", overrides, env=env)
@@ -227,6 +285,7 @@ def test_a_users_own_model_and_npz_dataset(tmp_path):
     config = json.loads(json.dumps(__import__("yaml").safe_load((workdir / runs["run_dir"][0] / "config.yaml").read_text())))
     assert config["model"]["_target_"] == "examples.custom_model.wide_mlp" and config["model"]["width"] == 32
     assert config["dataset"]["path"] == "data/mine.npz"
+    assert not (workdir / "results" / "mine" / "confirm").exists()  # study.confirm.seeds=[]: no confirmation
 
 
 def test_lr_range_test_and_finder_centred_grid(tmp_path):
@@ -234,7 +293,10 @@ def test_lr_range_test_and_finder_centred_grid(tmp_path):
     from pipeline.finder.suggest import centred_grid, read_suggestion
 
     workdir = make_workdir(tmp_path / "w")
-    overrides = "overrides=study=smoke study.name=centred study.grid.mode=finder study.grid.finder_decades=1 schedule=[constant]"
+    overrides = (
+        "overrides=study=smoke study.name=centred study.grid.mode=finder study.grid.finder_decades=1 schedule=[constant] "
+        "study.confirm.seeds=[]"
+    )
     result = snakemake(workdir, "--cores", "2", "--config", overrides)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     results = workdir / "results" / "centred"
@@ -272,5 +334,11 @@ def test_hyperparameter_search_through_the_workflow(tmp_path):
     methods = pd.read_csv(results / "methods.csv")
     assert {"grid", "tpe"} <= set(methods["method"])
     assert "Hyperparameter search" in (results / "report.html").read_text()
+    # The fair comparison: each method's choice retrained on the confirmation's fresh seeds.
+    seeds = compose_study("study=smoke").settings.confirm.seeds
+    assert (methods.set_index("method").loc[["grid", "tpe"], "fresh_seeds"] == len(seeds)).all()
+    assert methods.set_index("method").loc[["grid", "tpe"], "fresh_rank"].notna().all()
+    plan = json.loads((results / "confirm" / "plan.json").read_text())
+    assert {"grid", "tpe"} <= {method["method"] for method in plan["methods"]}
     again = snakemake(workdir, "-n", "--cores", "2", "--config", overrides)
     assert "Nothing to be done" in again.stdout + again.stderr
