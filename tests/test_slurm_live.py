@@ -39,7 +39,9 @@ LINKED = ("Snakefile", "rules", "pipeline", "report", "envs", "examples", "conf"
 # The population engine with 3 runs per job: six training jobs (18 runs), which the profile
 # groups four to a cluster job (4 + 2). The requeue test below runs the per-run engine, so
 # both engines' jobs go through SLURM.
-STUDY = "overrides=study=smoke study.population_size=3"
+# The confirmation of each optimizer's best schedule only (study.confirm.cells=best): a checkpoint
+# and its jobs through SLURM, at a fraction of the smoke study's 28 confirmation runs.
+STUDY = "overrides=study=smoke study.population_size=3 study.confirm.cells=best"
 RUN_TIMEOUT = 900  # seconds, per Snakemake run; the SLURM run takes about 2.5 minutes
 STATUS_CHECK_SECONDS = 5  # the cluster's MinJobAge (3600 s) is well above 3 x this
 KEYS = ["optimizer", "schedule", "seed", "lr"]
@@ -206,7 +208,7 @@ def comparable(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=excluded).sort_values(keys).reset_index(drop=True)
 
 
-@pytest.mark.parametrize("table", ["runs.csv", "best.csv", "curves.csv"])
+@pytest.mark.parametrize("table", ["runs.csv", "best.csv", "curves.csv", "confirm.csv", "confirm/runs.csv"])
 def test_tables_match_a_local_run(local_run, slurm_run, table):
     local = pd.read_csv(local_run / "results" / "smoke" / table)
     remote = pd.read_csv(slurm_run.workdir / "results" / "smoke" / table)
@@ -226,6 +228,8 @@ def test_jobs_went_through_slurm_and_training_was_grouped(cluster, slurm_run):
     assert job_ids, "no 'submitted with SLURM jobid' line in the output:\n" + slurm_run.output[-3000:]
     # The rules that are not localrules were submitted: dataset, the range tests, training.
     assert {"rule_dataset", "rule_lr_finder", "group_training_train_population"} <= set(job_ids), job_ids
+    # The confirmation's jobs, planned by a checkpoint once the grid was aggregated, went out too.
+    assert any(kind.startswith("group_training") and "confirm_train" in kind for kind in job_ids) or "rule_confirm_train" in job_ids, job_ids
     # Each job left its SLURM log (the job step's own Snakemake output) under .snakemake/slurm_logs.
     logs = slurm_run.workdir / ".snakemake" / "slurm_logs"
     logged = {int(path.stem) for path in logs.rglob("*.log")}
