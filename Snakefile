@@ -70,6 +70,7 @@ rule dataset:
 rule train:
     input:
         data=DATA_FILE,
+        **({"suggestions": f"{STUDY_DIR}/finder/{{optimizer}}/suggestions.json"} if FINDER_MODE else {}),
     output:
         manifest=f"{STUDY_DIR}/cohorts/{{optimizer}}/{{schedule}}/seed{{seed}}/part{{part}}.json",
     params:
@@ -93,6 +94,9 @@ rule train:
 rule train_population:
     input:
         data=DATA_FILE,
+        # grid.mode=finder: the rates come from the range test's checkpoint, which a job run
+        # elsewhere (SLURM) must see as an input.
+        **({"suggestions": f"{STUDY_DIR}/finder/{{optimizer}}/suggestions.json"} if FINDER_MODE else {}),
     output:
         manifest=f"{STUDY_DIR}/populations/{{optimizer}}/part{{part}}.json",
     params:

@@ -33,6 +33,10 @@ checkpoint confirm_plan:
 
 
 use rule train_population as confirm_train with:
+    input:
+        data=DATA_FILE,
+        # The spec is read from the plan: a job run elsewhere (SLURM) must see it as an input.
+        plan=CONFIRM_FILES["plan"],
     output:
         manifest=f"{CONFIRM_DIR}/populations/{{optimizer}}/part{{part}}.json",
     params:
