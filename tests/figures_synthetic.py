@@ -203,22 +203,25 @@ def make_finder(optimizer: str) -> pd.DataFrame:
 
 
 def make_suggestions(optimizer: str) -> Dict[str, Any]:
-    """A suggestions.json-like mapping: adam has steepest (2 seeds) and valley (1 seed) but no
-    minimum; sgd's curve is flat, so it has no suggestion at all."""
+    """A suggestions.json-like mapping: adam has steep (2 seeds) and valley (1 seed) but no
+    slide or minimum; sgd's curve is flat, so it has no suggestion at all."""
     settings = {"start_lr": 1e-6, "end_lr": 1e-1, "steps": 10, "mode": "exponential", "stop_factor": 4.0,
-                "beta": 0.98, "skip_start": 1, "skip_end": 1, "min_drop": 0.05}  # fmt: skip
+                "beta": 0.98, "min_drop": 0.05}  # fmt: skip
     none = {"geomean": None, "min": None, "max": None, "seeds": 0}
     if optimizer == "sgd":
-        per_seed = {"0": {"steepest": None, "valley": None, "minimum": None, "reason": "flat", "steps_run": 10, "stopped": False}}
-        summary = {"steepest": none, "valley": none, "minimum": none}
+        per_seed = {
+            "0": {"steep": None, "valley": None, "slide": None, "minimum": None, "reason": "flat", "steps_run": 10, "stopped": False}
+        }
+        summary = {"steep": none, "valley": none, "slide": none, "minimum": none}
     else:
         per_seed = {
-            "0": {"steepest": 1e-4, "valley": 3e-4, "minimum": None, "reason": None, "steps_run": 10, "stopped": True},
-            "1": {"steepest": 4e-4, "valley": None, "minimum": None, "reason": "too short", "steps_run": 8, "stopped": True},
+            "0": {"steep": 1e-4, "valley": 3e-4, "slide": None, "minimum": None, "reason": None, "steps_run": 10, "stopped": True},
+            "1": {"steep": 4e-4, "valley": None, "slide": None, "minimum": None, "reason": "too short", "steps_run": 8, "stopped": True},
         }
         summary = {
-            "steepest": {"geomean": 2e-4, "min": 1e-4, "max": 4e-4, "seeds": 2},
+            "steep": {"geomean": 2e-4, "min": 1e-4, "max": 4e-4, "seeds": 2},
             "valley": {"geomean": 3e-4, "min": 3e-4, "max": 3e-4, "seeds": 1},
+            "slide": none,
             "minimum": none,
         }
     return {"optimizer": optimizer, "settings": settings, "per_seed": per_seed, "summary": summary}

@@ -7,7 +7,7 @@ Small and hand-checkable, values dyadic so sums and means are exact:
   seed 0, and at L3 seed 0), so "within 1%" means ≤ 0.505. adam/constant at L3 seed 0 diverged
   with a finite best of 0.25, which must never count;
 * ``best.csv``: per cell the rate with the lowest mean, adam/cosine at L2 (0.515625) overall;
-* ``finder_vs_grid.csv`` for adam: steepest → L1 (never within 1%), valley → L2, minimum → L3
+* ``finder_vs_grid.csv`` for adam: steep → L1 (never within 1%), valley → L2, minimum → L3
   for cosine only (constant has no minimum suggestion);
 * two searches: ``random`` (a diverged first trial with a tempting 0.25, a failed trial, and
   never within 1%: its best is 0.5078125) and ``tpe_median`` (two pruned trials, one of them
@@ -71,10 +71,10 @@ def make_finder_vs_grid() -> pd.DataFrame:
     """finder_vs_grid.csv for adam (sgd had no range test, so it has no rows)."""
     rows = [
         # schedule, kind, suggested, grid best lr, nearest, its mean loss, diverged there, best mean
-        ("constant", "steepest", 2e-3, L2, L1, 1.125, 0, 0.6875),
+        ("constant", "steep", 2e-3, L2, L1, 1.125, 0, 0.6875),
         ("constant", "valley", 1.5e-2, L2, L2, 0.6875, 0, 0.6875),
         ("constant", "minimum", NAN, L2, NAN, NAN, NAN, 0.6875),
-        ("cosine", "steepest", 2e-3, L2, L1, 0.875, 0, 0.515625),
+        ("cosine", "steep", 2e-3, L2, L1, 0.875, 0, 0.515625),
         ("cosine", "valley", 1.5e-2, L2, L2, 0.515625, 0, 0.515625),
         ("cosine", "minimum", 8e-2, L2, L3, 0.5, 1, 0.515625),
     ]

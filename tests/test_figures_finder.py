@@ -1,7 +1,7 @@
 """Tests of the ``finder_curves`` figure: its table (exact), its y range, its drawing and CLI.
 
 Data from :mod:`figures_synthetic`: adam has two seeds (one ends at +inf, one stops early at
-NaN), a steepest suggestion over 2 seeds and a valley from 1 seed, no minimum; sgd is flat
+NaN), a steep suggestion over 2 seeds and a valley from 1 seed, no minimum; sgd is flat
 and has no suggestion at all.
 """
 
@@ -56,9 +56,9 @@ def test_table_layout() -> None:
     keys = list(zip(table["optimizer"], table["kind"]))
     assert keys == (
         [("adam", "curve")] * 18
-        + [("adam", "steepest"), ("adam", "valley"), ("adam", "minimum")]
+        + [("adam", "valley"), ("adam", "slide"), ("adam", "minimum"), ("adam", "steep")]
         + [("sgd", "curve")] * 10
-        + [("sgd", "steepest"), ("sgd", "valley"), ("sgd", "minimum")]
+        + [("sgd", "valley"), ("sgd", "slide"), ("sgd", "minimum"), ("sgd", "steep")]
     )
     curves = table[table["kind"] == "curve"]
     assert curves["seed"].tolist() == [0] * 10 + [1] * 8 + [0] * 10
@@ -87,16 +87,18 @@ def test_table_suggestion_rows() -> None:
         for o, k, lr, low, high, n, reason in marks[["optimizer", "kind", "lr", "lr_min", "lr_max", "seeds", "reason"]].itertuples(index=False)
     ]
     nan_row = [(o, k, n, r) for o, k, lr, low, high, n, r in rows if math.isnan(lr)]
-    assert rows[:2] == [
-        ("adam", "steepest", 2e-4, 1e-4, 4e-4, 2, "too short"),
+    assert [row for row in rows if not math.isnan(row[2])] == [
         ("adam", "valley", 3e-4, 3e-4, 3e-4, 1, "too short"),
+        ("adam", "steep", 2e-4, 1e-4, 4e-4, 2, "too short"),
     ]
     # Every kind keeps its row, NaN when no seed gave it, with the seeds' reason.
     assert nan_row == [
+        ("adam", "slide", 0, "too short"),
         ("adam", "minimum", 0, "too short"),
-        ("sgd", "steepest", 0, "flat"),
         ("sgd", "valley", 0, "flat"),
+        ("sgd", "slide", 0, "flat"),
         ("sgd", "minimum", 0, "flat"),
+        ("sgd", "steep", 0, "flat"),
     ]
     assert all(math.isnan(low) and math.isnan(high) for _, _, lr, low, high, _, _ in rows if math.isnan(lr))
 
@@ -114,7 +116,7 @@ def test_table_without_suggestions_or_curves() -> None:
     assert set(only_curves["kind"]) == {"curve"} and len(only_curves) == 18
     empty = pd.DataFrame(columns=["optimizer", "seed", "step", "lr", "loss", "smooth_loss"])
     only_marks = finder_curves_table(empty, [make_suggestions("sgd")])
-    assert only_marks["kind"].tolist() == ["steepest", "valley", "minimum"]
+    assert only_marks["kind"].tolist() == ["valley", "slide", "minimum", "steep"]
 
 
 def test_table_requires_the_finder_columns() -> None:
@@ -191,18 +193,18 @@ def test_draw_marks_non_finite_end_points_at_the_top() -> None:
 def test_draw_suggestions_as_vertical_lines() -> None:
     figure = draw_finder_curves(make_table())
     adam, sgd = visible_panels(figure)
-    steepest, valley = lines(adam, "suggestion-steepest"), lines(adam, "suggestion-valley")
-    assert len(steepest) == len(valley) == 1 and lines(adam, "suggestion-minimum") == []
-    assert list(steepest[0].get_xdata()) == [2e-4, 2e-4] and list(valley[0].get_xdata()) == [3e-4, 3e-4]
-    assert (steepest[0].get_color(), steepest[0].get_linestyle()) == (KIND_STYLES["steepest"][0], "--")
+    steep, valley = lines(adam, "suggestion-steep"), lines(adam, "suggestion-valley")
+    assert len(steep) == len(valley) == 1 and lines(adam, "suggestion-minimum") == lines(adam, "suggestion-slide") == []
+    assert list(steep[0].get_xdata()) == [2e-4, 2e-4] and list(valley[0].get_xdata()) == [3e-4, 3e-4]
+    assert (steep[0].get_color(), steep[0].get_linestyle()) == (KIND_STYLES["steep"][0], "--")
     assert (valley[0].get_color(), valley[0].get_linestyle()) == (KIND_STYLES["valley"][0], "-.")
     # The seeds' range is shaded where it is a range (valley came from one seed: no span).
     spans = [patch for patch in adam.patches if patch.get_gid()]
-    assert [patch.get_gid() for patch in spans] == ["span-steepest"]
+    assert [patch.get_gid() for patch in spans] == ["span-steep"]
     box = spans[0].get_bbox()  # x in data coordinates (y in axes coordinates)
     assert box.x0 == 1e-4 and box.x1 == pytest.approx(4e-4, rel=1e-12)
     legend = [text.get_text() for text in adam.get_legend().get_texts()]
-    assert legend == ["steepest 2e-4 (1e-4–4e-4, 2 seeds)", "valley 3e-4 (1 seed)"]
+    assert legend == ["valley 3e-4 (1 seed)", "steep 2e-4 (1e-4–4e-4, 2 seeds)"]
     # No suggestion: no line, no legend, and the reason in the panel.
     assert not any(line.get_gid().startswith("suggestion-") for line in sgd.get_lines() if line.get_gid())
     assert sgd.get_legend() is None
@@ -217,8 +219,8 @@ def test_draw_figure_legend() -> None:
         "seed 1",
         "smoothed loss",
         "raw batch loss",
-        "steepest (mean over seeds)",
         "valley (mean over seeds)",
+        "steep (mean over seeds)",
         "non-finite loss (test stopped)",
     ]
 

@@ -68,23 +68,23 @@ def summary(geomean: Optional[float], low: Optional[float] = None, high: Optiona
     return {"geomean": geomean, "min": low if low is not None else geomean, "max": high if high is not None else geomean, "seeds": seeds}
 
 
-def make_suggestion(optimizer: str, steepest: Dict[str, Any], valley: Dict[str, Any], minimum: Dict[str, Any]) -> Dict[str, Any]:
+def make_suggestion(optimizer: str, steep: Dict[str, Any], valley: Dict[str, Any], minimum: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "optimizer": optimizer,
         "settings": {"start_lr": 1e-7, "end_lr": 10.0, "steps": 200},
-        "per_seed": {"0": {"steepest": steepest["geomean"], "valley": valley["geomean"], "minimum": minimum["geomean"],
+        "per_seed": {"0": {"steep": steep["geomean"], "valley": valley["geomean"], "minimum": minimum["geomean"],
                            "reason": None, "steps_run": 200, "stopped": True}},  # fmt: skip
-        "summary": {"steepest": steepest, "valley": valley, "minimum": minimum},
+        "summary": {"steep": steep, "valley": valley, "minimum": minimum},
     }
 
 
 def make_suggestions() -> List[Dict[str, Any]]:
     return [
-        # adam: steepest 2e-3 (nearest 1e-3), valley 8e-2 (nearest 1e-1), no minimum.
+        # adam: steep 2e-3 (nearest 1e-3), valley 8e-2 (nearest 1e-1), no minimum.
         make_suggestion("adam", summary(2e-3, 1e-3, 4e-3, seeds=2), summary(8e-2), summary(None)),
         # lion has no grid runs: skipped.
         make_suggestion("lion", summary(1e-4), summary(1e-4), summary(1e-4)),
-        # sgd: steepest exactly between its two rates (tie -> lower), valley and minimum above.
+        # sgd: steep exactly between its two rates (tie -> lower), valley and minimum above.
         make_suggestion("sgd", summary(SQRT_1E2_1E1), summary(1e-1), summary(0.5)),
     ]
 
@@ -111,40 +111,34 @@ def test_finder_vs_grid_rows() -> None:
     table = finder_vs_grid(make_suggestions(), make_runs(), make_best())
     assert list(table.columns) == list(FINDER_VS_GRID_COLUMNS)
     # rmsprop (no range test) and lion (no grid) are skipped; kinds in fixed order.
-    assert list(zip(table["optimizer"], table["schedule"], table["suggestion"])) == [
-        ("adam", "constant", "steepest"),
-        ("adam", "constant", "valley"),
-        ("adam", "constant", "minimum"),
-        ("adam", "cosine", "steepest"),
-        ("adam", "cosine", "valley"),
-        ("adam", "cosine", "minimum"),
-        ("sgd", "constant", "steepest"),
-        ("sgd", "constant", "valley"),
-        ("sgd", "constant", "minimum"),
-    ]
-    assert table["seeds"].tolist() == [2, 1, 0, 2, 1, 0, 1, 1, 1]
-    assert table["grid_best_lr"].tolist() == [1e-2] * 3 + [1e-1] * 3 + [1e-1] * 3
-    assert table["grid_best_val_loss"].tolist() == [0.25] * 3 + [0.25] * 3 + [0.5] * 3
+    kinds = ["valley", "slide", "minimum", "steep"]
+    cells = [("adam", "constant"), ("adam", "cosine"), ("sgd", "constant")]
+    assert list(zip(table["optimizer"], table["schedule"], table["suggestion"])) == [(*cell, kind) for cell in cells for kind in kinds]
+    assert table["seeds"].tolist() == [1, 0, 0, 2] * 2 + [1, 0, 1, 1]  # no seed gave a slide here
+    assert table["grid_best_lr"].tolist() == [1e-2] * 4 + [1e-1] * 4 + [1e-1] * 4
+    assert table["grid_best_val_loss"].tolist() == [0.25] * 4 + [0.25] * 4 + [0.5] * 4
+    row = {(o, s, k): r for (o, s, k), (_, r) in zip(zip(table["optimizer"], table["schedule"], table["suggestion"]), table.iterrows())}
 
-    steepest = table.iloc[0]
-    assert (steepest["suggested_lr"], steepest["suggested_min"], steepest["suggested_max"]) == (2e-3, 1e-3, 4e-3)
-    assert steepest["ratio"] == 2e-3 / 1e-2
-    assert (steepest["nearest_grid_lr"], steepest["nearest_val_loss"], steepest["nearest_diverged"]) == (1e-3, 0.625, 0)
-    assert steepest["relative_val_loss"] == 2.5
+    steep = row[("adam", "constant", "steep")]
+    assert (steep["suggested_lr"], steep["suggested_min"], steep["suggested_max"]) == (2e-3, 1e-3, 4e-3)
+    assert steep["ratio"] == 2e-3 / 1e-2
+    assert (steep["nearest_grid_lr"], steep["nearest_val_loss"], steep["nearest_diverged"]) == (1e-3, 0.625, 0)
+    assert steep["relative_val_loss"] == 2.5
 
     # valley on adam/constant lands on the rate where a seed diverged: the surviving seed's loss.
-    valley = table.iloc[1]
+    valley = row[("adam", "constant", "valley")]
     assert (valley["ratio"], valley["nearest_grid_lr"], valley["nearest_val_loss"]) == (8e-2 / 1e-2, 1e-1, 0.5)
     assert valley["nearest_diverged"] == 1 and valley["relative_val_loss"] == 2.0
 
     # adam/cosine: valley finds the grid's best exactly.
-    assert table.iloc[4]["nearest_grid_lr"] == 1e-1 and table.iloc[4]["relative_val_loss"] == 1.0
-    assert table.iloc[3]["ratio"] == 2e-3 / 1e-1 and table.iloc[3]["relative_val_loss"] == 2.0
+    assert row[("adam", "cosine", "valley")]["nearest_grid_lr"] == 1e-1 and row[("adam", "cosine", "valley")]["relative_val_loss"] == 1.0
+    assert row[("adam", "cosine", "steep")]["ratio"] == 2e-3 / 1e-1 and row[("adam", "cosine", "steep")]["relative_val_loss"] == 2.0
 
     # sgd: the tie goes to the lower rate, 1e-2; minimum 0.5 maps to 1e-1.
-    assert table.iloc[6]["nearest_grid_lr"] == 1e-2 and table.iloc[6]["relative_val_loss"] == 2.0
-    assert table.iloc[6]["ratio"] == SQRT_1E2_1E1 / 1e-1
-    assert table.iloc[8]["ratio"] == 0.5 / 1e-1 and table.iloc[8]["relative_val_loss"] == 1.0
+    sgd_steep, sgd_minimum = row[("sgd", "constant", "steep")], row[("sgd", "constant", "minimum")]
+    assert sgd_steep["nearest_grid_lr"] == 1e-2 and sgd_steep["relative_val_loss"] == 2.0
+    assert sgd_steep["ratio"] == SQRT_1E2_1E1 / 1e-1
+    assert sgd_minimum["ratio"] == 0.5 / 1e-1 and sgd_minimum["relative_val_loss"] == 1.0
 
 
 def test_no_suggestion_is_nan_not_dropped() -> None:
@@ -161,8 +155,8 @@ def test_no_suggestion_is_nan_not_dropped() -> None:
 def test_missing_summary_pieces_read_as_no_suggestion() -> None:
     suggestion = {"optimizer": "sgd", "summary": {"valley": {"geomean": 1e-1, "min": 1e-1, "max": 1e-1, "seeds": 1}}}
     table = finder_vs_grid([suggestion], make_runs(), make_best())
-    assert table["suggestion"].tolist() == ["steepest", "valley", "minimum"]
-    assert table["relative_val_loss"].isna().tolist() == [True, False, True]
+    assert table["suggestion"].tolist() == ["valley", "slide", "minimum", "steep"]
+    assert table["relative_val_loss"].isna().tolist() == [False, True, True, True]
 
 
 def test_grid_best_with_every_seed_diverged() -> None:
@@ -171,7 +165,7 @@ def test_grid_best_with_every_seed_diverged() -> None:
     table = finder_vs_grid(make_suggestions(), runs, make_best())
     sgd = table[table["optimizer"] == "sgd"]
     assert sgd["grid_best_val_loss"].isna().all() and sgd["relative_val_loss"].isna().all()
-    assert sgd["nearest_diverged"].tolist() == [2, 2, 2]
+    assert sgd["nearest_diverged"].tolist() == [2, pd.NA, 2, 2]
 
 
 def test_nothing_in_common_gives_an_empty_table() -> None:
@@ -192,14 +186,15 @@ def test_missing_columns_are_an_error() -> None:
 def test_closest_suggestions() -> None:
     ranked = closest_suggestions(finder_vs_grid(make_suggestions(), make_runs(), make_best()))
     rows = list(ranked.itertuples(index=False, name=None))
-    assert rows[:3] == [
+    assert rows[:2] == [
         ("adam", "valley", 1.5, 2, 1),  # (2.0 + 1.0) / 2
-        ("adam", "steepest", 2.25, 2, 2),  # (2.5 + 2.0) / 2
-        ("adam", "minimum", rows[2][2], 0, 3),
+        ("adam", "steep", 2.25, 2, 2),  # (2.5 + 2.0) / 2
     ]
-    assert math.isnan(rows[2][2])
+    assert [row[:2] for row in rows[2:4]] == [("adam", "slide"), ("adam", "minimum")]  # no suggestion: last, kinds' order
+    assert all(math.isnan(row[2]) for row in rows[2:4])
     # sgd: valley and minimum tie at 1.0; the kinds' order breaks it.
-    assert rows[3:] == [("sgd", "valley", 1.0, 1, 1), ("sgd", "minimum", 1.0, 1, 2), ("sgd", "steepest", 2.0, 1, 3)]
+    assert rows[4:6] == [("sgd", "valley", 1.0, 1, 1), ("sgd", "minimum", 1.0, 1, 2)]
+    assert rows[6] == ("sgd", "steep", 2.0, 1, 3) and rows[7][:2] == ("sgd", "slide")
 
 
 def write_inputs(root: Path) -> List[Path]:

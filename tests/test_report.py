@@ -27,7 +27,7 @@ from pipeline.config.rates import rate_label
 from pipeline.report.html import fit_badge
 from pipeline.report.methods import methods_sentence
 from pipeline.report.results import BEST_READ, edge_warning, schedule_comparison
-from pipeline.tables import BEST, FINDER_VS_GRID
+from pipeline.tables import BEST, FINDER_VS_GRID, METHODS
 
 NAN = math.nan
 #: Enough of a PNG for the report, which embeds bytes without decoding them.
@@ -417,13 +417,13 @@ def make_finder_table(optimizer: str = "adam") -> pd.DataFrame:
     """finder_vs_grid.csv: adam over two schedules (valley wins), sgd with a tie and a miss."""
     rows = [
         # optimizer, schedule, kind, lr, min, max, seeds, best lr, ratio, nearest, its loss, diverged, best loss, relative
-        (optimizer, "constant", "steepest", 2e-3, 1e-3, 4e-3, 2, 1e-2, 0.2, 1e-3, 0.625, 0, 0.25, 2.5),
+        (optimizer, "constant", "steep", 2e-3, 1e-3, 4e-3, 2, 1e-2, 0.2, 1e-3, 0.625, 0, 0.25, 2.5),
         (optimizer, "constant", "valley", 8e-2, 8e-2, 8e-2, 1, 1e-2, 8.0, 1e-1, 0.5, 1, 0.25, 2.0),
         (optimizer, "constant", "minimum", NAN, NAN, NAN, 0, 1e-2, NAN, NAN, NAN, NAN, 0.25, NAN),
-        (optimizer, "cosine", "steepest", 2e-3, 1e-3, 4e-3, 2, 1e-1, 0.02, 1e-3, 0.5, 0, 0.25, 2.0),
+        (optimizer, "cosine", "steep", 2e-3, 1e-3, 4e-3, 2, 1e-1, 0.02, 1e-3, 0.5, 0, 0.25, 2.0),
         (optimizer, "cosine", "valley", 8e-2, 8e-2, 8e-2, 1, 1e-1, 0.8, 1e-1, 0.25, 0, 0.25, 1.0),
         (optimizer, "cosine", "minimum", NAN, NAN, NAN, 0, 1e-1, NAN, NAN, NAN, NAN, 0.25, NAN),
-        ("sgd", "constant", "steepest", 3.1622776601683794e-2, 1e-2, 1e-1, 3, 1e-1, 0.31622776601683794, 1e-2, 1.07, 0, 1.0, 1.07),
+        ("sgd", "constant", "steep", 3.1622776601683794e-2, 1e-2, 1e-1, 3, 1e-1, 0.31622776601683794, 1e-2, 1.07, 0, 1.0, 1.07),
         ("sgd", "constant", "valley", 1e-1, 1e-1, 1e-1, 1, 1e-1, 1.0, 1e-1, 1.0, 0, 1.0, 1.0),
         ("sgd", "constant", "minimum", 0.5, 0.5, 0.5, 1, 1e-1, 5.0, 1e-1, 1.0, 0, 1.0, 1.0),
     ]
@@ -472,13 +472,13 @@ def finder_rows(page: str) -> List[List[str]]:
 def test_finder_table_rows(figure_path: Path) -> None:
     page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, finder=make_finder_table())
     assert finder_rows(page) == [
-        ["adam", "constant", "steepest", "2e-3 (1e-3–4e-3, 2 seeds)", "1e-2", "0.2×", "1e-3", "2.50×"],
+        ["adam", "constant", "steep", "2e-3 (1e-3–4e-3, 2 seeds)", "1e-2", "0.2×", "1e-3", "2.50×"],
         ["adam", "constant", "valley", "8e-2 (1 seed)", "1e-2", "8×", "1e-1", "2.00× (1 seed diverged there)"],
         ["adam", "constant", "minimum", "none", "1e-2", "n/a", "n/a", "no suggestion"],
-        ["adam", "cosine", "steepest", "2e-3 (1e-3–4e-3, 2 seeds)", "1e-1", "0.02×", "1e-3", "2.00×"],
+        ["adam", "cosine", "steep", "2e-3 (1e-3–4e-3, 2 seeds)", "1e-1", "0.02×", "1e-3", "2.00×"],
         ["adam", "cosine", "valley", "8e-2 (1 seed)", "1e-1", "0.8×", "1e-1", "1.00× (the grid&#x27;s best)"],
         ["adam", "cosine", "minimum", "none", "1e-1", "n/a", "n/a", "no suggestion"],
-        ["sgd", "constant", "steepest", "3.16e-2 (1e-2–1e-1, 3 seeds)", "1e-1", "0.32×", "1e-2", "1.07×"],
+        ["sgd", "constant", "steep", "3.16e-2 (1e-2–1e-1, 3 seeds)", "1e-1", "0.32×", "1e-2", "1.07×"],
         ["sgd", "constant", "valley", "1e-1 (1 seed)", "1e-1", "1×", "1e-1", "1.00× (the grid&#x27;s best)"],
         ["sgd", "constant", "minimum", "5e-1 (1 seed)", "1e-1", "5×", "1e-1", "1.00× (the grid&#x27;s best)"],
     ]
@@ -488,11 +488,11 @@ def test_finder_sentences(figure_path: Path) -> None:
     finder = make_finder_table()
     adam = (
         "adam: the valley suggestion came closest to the grid's best on average: 1.50× its best validation "
-        "loss over 2 schedules (steepest 2.25×, minimum: none)."
+        "loss over 2 schedules (steep 2.25×, minimum: none)."
     )
     sgd = (
         "sgd: the valley and minimum suggestions came equally close to the grid's best on average: 1.00× its "
-        "best validation loss over 1 schedule (steepest 1.07×)."
+        "best validation loss over 1 schedule (steep 1.07×)."
     )
     assert finder_sentence(finder, "adam") == adam
     assert finder_sentence(finder, "sgd") == sgd
@@ -614,9 +614,9 @@ def test_method_table_rows(figure_path: Path) -> None:
     page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, methods=make_methods())
     assert method_rows(page) == [
         ["grid", "0.5000", "1e-2", "adam × cosine", "14", "52", "28.0", "24 epochs, 14.0 s"],
-        ["finder_steepest", "0.7500", "1e-3", "adam × cosine", "4", "16", "10.0", "never"],
         ["finder_valley", "0.5000", "1e-2", "adam × cosine", "4", "16", "8.0", "8 epochs, 4.0 s"],
         ["finder_minimum", "0.5000", "1e-1", "adam × cosine", "2", "6", "3.2", "4 epochs, 1.8 s"],
+        ["finder_steep", "0.7500", "1e-3", "adam × cosine", "4", "16", "10.0", "never"],
         ["random", "0.5078", "2e-2", "adam × cosine", "5", "13", "8.2", "never"],
         ["tpe_median", "0.4922", "1.5e-2", "adam × cosine", "6", "17", "9.8", "11 epochs, 6.5 s"],
     ]
@@ -625,6 +625,31 @@ def test_method_table_rows(figure_path: Path) -> None:
         "method", "best val_loss", "rate", "optimizer × schedule", "trainings", "epochs", "seconds",
         "compute to within 1% of the grid&#x27;s best",
     ]  # fmt: skip
+
+
+def test_method_table_with_the_fresh_seeds(figure_path: Path) -> None:
+    """With the confirmation, each method's choice retrained on the fresh seeds: two more
+    columns and the sentence naming the method whose choice did best there."""
+    from pipeline.report.methods import fresh_sentence
+
+    methods = make_methods()
+    methods["fresh_val_loss"] = [0.52, 0.61, 0.52, 0.55, 0.58, math.nan]
+    methods["fresh_val_loss_std"] = [0.01, 0.02, 0.01, 0.03, 0.02, math.nan]
+    methods["fresh_seeds"] = [3, 3, 3, 3, 3, 0]
+    methods["fresh_rank"] = pd.array([1, 5, 1, 3, 4, None], dtype="Int64")
+    page = build_report(make_runs(), make_best(), make_study(), {"lr_sensitivity": figure_path}, methods=methods)
+    rows = method_rows(page)
+    assert [row[-2:] for row in rows] == [
+        ["0.5200 ± 0.0100", "1"], ["0.6100 ± 0.0200", "5"], ["0.5200 ± 0.0100", "1"], ["0.5500 ± 0.0300", "3"],
+        ["0.5800 ± 0.0200", "4"], ["n/a", "n/a"],
+    ]  # fmt: skip
+    expected = (
+        "Retrained on 3 fresh seeds (the fair test: each method's best single result above is the lowest of its own "
+        "noisy runs), grid and finder_minimum chose best: mean best val_loss 0.5200."
+    )
+    assert fresh_sentence(METHODS.typed(methods)) == expected
+    assert html.escape(expected) in page
+    assert fresh_sentence(make_methods()) == ""
 
 
 def test_methods_sentence(figure_path: Path) -> None:

@@ -1,8 +1,8 @@
 """How far to trust the LR range test on this problem: its suggestions against the grid's best.
 
 The range test (``pipeline.finder``) suggests rates from one short ramp per seed; the grid
-trained every rate to the end. :func:`finder_vs_grid` puts each summary suggestion (steepest,
-valley, minimum; the geometric mean over seeds) next to each optimizer × schedule's grid best
+trained every rate to the end. :func:`finder_vs_grid` puts each summary suggestion (valley,
+slide, minimum, steep: fastai's rules; the geometric mean over seeds) next to each optimizer × schedule's grid best
 (``best.csv``) and asks what the finder's pick would have cost: the validation loss at the
 grid rate nearest the suggestion, relative to the grid's best. ``relative_val_loss`` 1.0
 means the finder would have found the grid's best rate; 1.07 means picking by the finder
@@ -101,8 +101,8 @@ def _suggestions_by_optimizer(suggestions: Sequence[Mapping[str, Any]]) -> Dict[
 def finder_vs_grid(suggestions: Sequence[Mapping[str, Any]], runs: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
     """The range test's summary suggestions against the grid's best, per optimizer × schedule.
 
-    One row per optimizer × schedule × suggestion kind (``steepest``, ``valley``,
-    ``minimum``), for the optimizers that have both a range test and grid runs; the others
+    One row per optimizer × schedule × suggestion kind (``valley``, ``slide``,
+    ``minimum``, ``steep``), for the optimizers that have both a range test and grid runs; the others
     are skipped (nothing to compare).
 
     Columns:

@@ -176,7 +176,7 @@ def method_comparison(
     """The grid, each LR range test suggestion and each search, compared on the whole study.
 
     One row per method, in this order: ``grid``; ``finder_<suggestion>`` for each suggestion
-    kind of the finder table (``steepest``, ``valley``, ``minimum``); one row per search (the
+    kind of the finder table (``valley``, ``slide``, ``minimum``, ``steep``); one row per search (the
     ``search`` column of the trials, e.g. ``random``, ``tpe``, ``tpe_median``), by name.
 
     What each method found and chose:

@@ -86,8 +86,9 @@ SCHEDULE_TYPES: Dict[str, Dict[str, Any]] = {
     "warmup_cosine": {"warmup_fraction": 0.1, "alpha": 0.01},
 }
 
-#: The range test's suggestion rules, by name (:mod:`pipeline.finder.suggest` implements them).
-SUGGESTIONS: tuple[str, ...] = ("steepest", "valley", "minimum")
+#: The range test's suggestion rules, by name, in fastai's order: fastai's four, exactly
+#: (:mod:`pipeline.finder.suggest` implements them).
+SUGGESTIONS: tuple[str, ...] = ("valley", "slide", "minimum", "steep")
 GRID_MODES: tuple[str, ...] = ("fixed", "finder")
 SAMPLERS: tuple[str, ...] = ("random", "tpe")
 PRUNERS: tuple[str, ...] = ("none", "median", "successive_halving", "hyperband")
@@ -314,9 +315,6 @@ class FinderConfig:
     stop_factor: float = constrained(4.0, POSITIVE, Interval(1, closed="neither"))
     #: Exponential moving average of the batch loss, debiased (fastai's 0.98).
     beta: float = constrained(0.98, DECAY)
-    #: Points ignored at each end by the ``steepest`` rule (noisy start, blow-up at the end).
-    skip_start: int = constrained(10, Interval(0, integer=True))
-    skip_end: int = constrained(5, Interval(0, integer=True))
     #: A curve whose smoothed loss falls by less than this fraction of its start is flat: no
     #: suggestion (a clear outcome, not an exception).
     min_drop: float = constrained(0.05, DECAY)

@@ -74,10 +74,12 @@ def finder_ramp_rises(finder: FinderConfig) -> None:
 
 
 def finder_leaves_points_to_suggest_from(finder: FinderConfig) -> None:
-    if finder.steps < finder.skip_start + finder.skip_end + 3:
+    # fastai's crop keeps steps[steps // 10 : -5]; the rules need 3 points of it.
+    kept = finder.steps - finder.steps // 10 - 5
+    if kept < 3:
         raise StudyConfigError(
-            f"finder.steps={finder.steps} must exceed finder.skip_start + finder.skip_end + 2 "
-            f"({finder.skip_start + finder.skip_end + 2}), or no point is left to suggest from"
+            f"finder.steps={finder.steps} leaves {max(kept, 0)} points after fastai's crop (the first tenth "
+            "and the last 5 steps); at least 3 are needed to suggest from: finder.steps >= 9"
         )
 
 

@@ -5,7 +5,7 @@ apart by ``kind``:
 
 * ``kind == "curve"``: one row per optimizer × seed × step of ``finder.csv`` (``lr``, the raw
   batch ``loss`` and the debiased EMA ``smooth_loss``), non-finite losses kept as they are;
-* ``kind`` in ``steepest`` / ``valley`` / ``minimum``: one row per optimizer and kind, the
+* ``kind`` in ``valley`` / ``slide`` / ``minimum`` / ``steep``: one row per optimizer and kind, the
   summary over seeds of ``suggestions.json``: ``lr`` the geometric mean, ``lr_min`` /
   ``lr_max`` the range, ``seeds`` how many seeds gave one, ``reason`` why seeds gave none
   (e.g. ``flat``). Every kind has its row even when no seed gave it (``lr`` NaN), so the CSV
@@ -64,16 +64,17 @@ FINDER_CURVES_COLUMNS: tuple[str, ...] = (
 #: Row kinds in table order: the curve first, then the suggestions.
 KINDS: tuple[str, ...] = ("curve", *SUGGESTION_KINDS)
 
-#: Colour and line style of each suggestion kind. The colours are tab10's red, green and
-#: purple, which :data:`SEED_COLORS` leaves out, so a suggestion never reads as a seed.
-KIND_STYLES: Dict[str, Tuple[str, str]] = {
-    "steepest": ("#d62728", "--"),
+#: Colour and line style of each suggestion kind. The colours are tab10's green, pink, purple
+#: and red, which :data:`SEED_COLORS` leaves out, so a suggestion never reads as a seed.
+KIND_STYLES: Dict[str, Tuple[str, Any]] = {
     "valley": ("#2ca02c", "-."),
+    "slide": ("#e377c2", (0, (5, 1, 1, 1, 1, 1))),
     "minimum": ("#9467bd", ":"),
+    "steep": ("#d62728", "--"),
 }
 
 #: Colours of the seeds' curves, in seed order (tab10 without the suggestions' colours).
-SEED_COLORS: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#17becf", "#8c564b", "#7f7f7f", "#bcbd22", "#e377c2")
+SEED_COLORS: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#17becf", "#8c564b", "#7f7f7f", "#bcbd22")
 
 #: Share of each seed's curve (its first steps) whose smoothed loss sets the top of the y
 #: range, and the factor above its maximum: the blow-up at the end of a range test climbs by

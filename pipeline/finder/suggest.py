@@ -1,10 +1,12 @@
 """The LR range test's pure parts: the ramp, the smoothing, the suggestion rules and the
 summaries over seeds (NumPy only; the TensorFlow test is :mod:`pipeline.finder.range_test`).
 
-- **Suggestions are exact rules** in pure NumPy (:func:`suggest_steepest`,
-  :func:`suggest_valley`, :func:`suggest_minimum`) that drop non-finite points first, so a
-  NaN/inf tail from the blow-up never breaks them, and that return ``None`` rather than
-  a made-up rate for a flat curve or too few points (:func:`suggest` says why).
+- **Suggestions are fastai's four rules, exactly** (:func:`suggest_valley`,
+  :func:`suggest_slide`, :func:`suggest_minimum`, :func:`suggest_steep`, ported from
+  ``fastai.callback.schedule`` line by line, edge cases included) on fastai's crop of the
+  curve (:func:`fastai_crop`), so that fastai's own functions given a curve of ours name the
+  same rates. Two guards of ours return ``None`` rather than a made-up rate for a flat curve
+  or one with too few points (:func:`suggest` says why).
 - **Robustness over seeds**: the test is repeated per seed and summarised by the geometric
   mean, min and max of each suggestion (:func:`summarise_suggestions`), so users see the
   spread instead of trusting one noisy curve.
@@ -85,123 +87,129 @@ def batch_indices(num_examples: int, batch_size: int, steps: int, seed: int) -> 
 
 
 # --------------------------------------------------------------------------------------
-# Suggestions (pure NumPy)
+# Suggestions: fastai's four rules, exactly (pure NumPy)
 # --------------------------------------------------------------------------------------
 
+#: fastai's ``lr_find`` hands its rules the recorded curve from ``num_it // 10`` on, without its
+#: last 5 points.
+CROP_START_DIVISOR = 10
+CROP_END = 5
 
-def _finite_points(lr: ArrayLike, smooth: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
-    """The points with a finite rate > 0 and a finite smoothed loss, in their order."""
+
+def fastai_crop(lr: ArrayLike, smooth: ArrayLike, num_it: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The curve fastai's suggestion rules see: ``lr_find`` crops the recorded rates and
+    smoothed losses to ``[num_it // 10 : -5]`` (``num_it``: the steps the ramp was planned
+    for, ``finder.steps``; a test that stopped early is cropped the same way), then cuts both
+    at the first NaN loss (an infinite loss stays, as in fastai). Both as float32: fastai
+    holds them in float32 tensors, and its rules compute in that precision."""
     rates = np.asarray(lr, dtype=np.float64).ravel()
     losses = np.asarray(smooth, dtype=np.float64).ravel()
     if rates.shape != losses.shape:
         raise ValueError(f"lr and smooth_loss differ in length: {rates.size} and {losses.size}")
-    keep = np.isfinite(rates) & (rates > 0) & np.isfinite(losses)
-    return rates[keep], losses[keep]
+    rates = rates.astype(np.float32)[int(num_it) // CROP_START_DIVISOR : -CROP_END]
+    losses = losses.astype(np.float32)[int(num_it) // CROP_START_DIVISOR : -CROP_END]
+    nan = np.flatnonzero(np.isnan(losses))
+    if nan.size:
+        rates, losses = rates[: nan[0]], losses[: nan[0]]
+    return rates, losses
 
 
-def suggest_steepest(lr: ArrayLike, smooth: ArrayLike, skip_start: int, skip_end: int) -> Optional[float]:
-    """The rate where the smoothed loss falls fastest against log10(rate).
+def suggest_valley(rates: np.ndarray, losses: np.ndarray) -> float:
+    """fastai's ``valley`` (``fastai.callback.schedule.valley``), on a cropped curve.
 
-    Rule: keep the finite points; slopes = ``np.gradient(smooth, log10(lr))`` over all of
-    them (central differences inside, one-sided at the ends; uneven spacing is handled, so a
-    linear ramp works too); among positions ``skip_start … n − skip_end − 1`` take the most
-    negative finite slope (the first on ties) and return its rate. ``None`` when fewer than
-    :data:`MIN_POINTS` positions remain or no slope there is negative (the loss never falls).
+    ``lds[i]``: the length of the longest strictly decreasing subsequence (not necessarily
+    contiguous) ending at ``i``; ``max_end``: the first index with the largest ``lds`` (length
+    ``L``); ``max_start = max_end − L`` (one before where a contiguous run of length ``L``
+    would start); ``sections = (max_end − max_start)/3``; the rate at ``idx = max_start +
+    int(sections) + int(sections/2)``: about the middle of the valley's second third, where the
+    loss still falls well, far from the blow-up.
+
+    Edge cases as fastai has them: nothing descends (``L = 1``): index 0, the first rate; a
+    two-point valley at the very start (``max_start = −1``, ``L = 2``): index −1, which Python
+    reads as the *last* rate.
     """
-    rates, losses = _finite_points(lr, smooth)
-    stop = rates.size - int(skip_end)
-    if rates.size < 2 or stop - int(skip_start) < MIN_POINTS:
-        return None
-    # Repeated rates (a ramp with start == end) give 0/0 slopes: not candidates, no warning.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slopes = np.gradient(losses, np.log10(rates))
-    window = slopes[int(skip_start) : stop]
-    candidates = np.where(np.isfinite(window), window, np.inf)
-    position = int(np.argmin(candidates))
-    if not candidates[position] < 0:
-        return None
-    return float(rates[int(skip_start) + position])
-
-
-def longest_descent(smooth: ArrayLike) -> np.ndarray:
-    """fastai's DP: element ``i`` is the length of the longest strictly decreasing
-    subsequence (not necessarily contiguous) of ``smooth`` that ends at ``i``:
-    ``lds[i] = 1 + max(lds[j] for j < i if smooth[j] > smooth[i])`` (1 when there is none).
-    O(n²), vectorised over ``j``."""
-    values = np.asarray(smooth, dtype=np.float64)
+    values = np.asarray(losses)
     lds = np.ones(values.size, dtype=np.int64)
+    max_start = max_end = 0
     for i in range(1, values.size):
         earlier_higher = values[:i] > values[i]
         if earlier_higher.any():
             lds[i] = lds[:i][earlier_higher].max() + 1
-    return lds
-
-
-def suggest_valley(lr: ArrayLike, smooth: ArrayLike) -> Optional[float]:
-    """fastai's ``valley`` suggestion (fastai.callback.schedule.valley), on the finite points.
-
-    Rule, exactly as fastai computes it: ``lds`` = :func:`longest_descent`;
-    ``max_end`` = the first index with the largest ``lds`` (length ``L``);
-    ``max_start = max_end − L`` (fastai's arithmetic: one before the first point of a
-    contiguous run of length ``L``); ``sections = (max_end − max_start)/3 = L/3``; the
-    suggestion is the rate at ``idx = max_start + int(sections) + int(sections/2)``, i.e.
-    ``max_end − L + ⌊L/3⌋ + ⌊L/6⌋``: about the middle of the valley's second third, a rate
-    where the loss is still falling well but far from the blow-up.
-
-    One deviation: when the valley starts at the first point and ``L < 3``, fastai's index is
-    −1 and Python's indexing silently returns the *last* rate; here the index is clamped to 0.
-    ``None`` when there are fewer than :data:`MIN_POINTS` finite points or no point is lower
-    than an earlier one (``L == 1``: nothing descends).
-    """
-    rates, losses = _finite_points(lr, smooth)
-    if rates.size < MIN_POINTS:
-        return None
-    lds = longest_descent(losses)
-    max_end = int(np.argmax(lds))  # argmax returns the first maximum, as fastai's strict "<"
-    length = int(lds[max_end])
-    if length < 2:
-        return None
-    max_start = max_end - length
+        # fastai updates the longest valley inside its inner loop with a strict "<": the first
+        # index to reach the final maximum, the same as here.
+        if lds[max_end] < lds[i]:
+            max_end = i
+            max_start = max_end - int(lds[max_end])
     sections = (max_end - max_start) / 3
-    index = max(max_start + int(sections) + int(sections / 2), 0)
+    index = max_start + int(sections) + int(sections / 2)
     return float(rates[index])
 
 
-def suggest_minimum(lr: ArrayLike, smooth: ArrayLike) -> Optional[float]:
-    """The rate at the lowest smoothed loss (the first on ties), divided by 10: the minimum
-    itself sits at the edge of the blow-up, a decade lower is fastai's ``minimum`` rule.
-    ``None`` when there are fewer than :data:`MIN_POINTS` finite points."""
-    rates, losses = _finite_points(lr, smooth)
-    if rates.size < MIN_POINTS:
+def suggest_slide(
+    rates: np.ndarray, losses: np.ndarray, lr_diff: int = 15, thresh: float = 0.005, adjust_value: float = 1.0
+) -> Optional[float]:
+    """fastai's ``slide`` (interval slide rule), on a cropped curve, with fastai's defaults.
+
+    ``grad = np.gradient(losses)`` (per point, not per rate); two indices ``lr_diff`` apart
+    slide from the end of the curve towards its start while their gradients differ by more than
+    ``thresh``; the rate at the left index where they stop (or at the curve's first point)
+    times ``adjust_value``. ``None`` where fastai fails: fewer than ``lr_diff + 1`` points
+    (its first left index lies before the curve)."""
+    if len(losses) < lr_diff + 1:
         return None
-    return float(rates[int(np.argmin(losses))] / 10.0)
+    loss_grad = np.gradient(np.asarray(losses))
+    right = -1
+    left = right - lr_diff
+    local_min_lr = rates[left]
+    while left >= -len(losses) and abs(loss_grad[right] - loss_grad[left]) > thresh:
+        local_min_lr = rates[left]
+        right -= 1
+        left -= 1
+    return float(local_min_lr) * adjust_value
+
+
+def suggest_minimum(rates: np.ndarray, losses: np.ndarray) -> float:
+    """fastai's ``minimum``: the rate at the lowest loss of a cropped curve (the first on ties),
+    divided by 10 (the minimum itself sits at the edge of the blow-up)."""
+    return float(rates[int(np.argmin(losses))]) / 10
+
+
+def suggest_steep(rates: np.ndarray, losses: np.ndarray) -> float:
+    """fastai's ``steep``: the forward differences of a cropped curve against ln(rate),
+    ``(loss[i+1] − loss[i]) / (ln rate[i+1] − ln rate[i])``, and the rate at the left end of the
+    most negative one (the first on ties; a NaN difference, from an infinite loss, is taken
+    first, as ``torch.argmin`` takes it)."""
+    rates, losses = np.asarray(rates), np.asarray(losses)
+    gradients = (losses[1:] - losses[:-1]) / (np.log(rates[1:]) - np.log(rates[:-1]))
+    return float(rates[int(np.argmin(gradients))])
+
+
+#: The rule of each suggestion name (``pipeline.config.schema.SUGGESTIONS``, fastai's order).
+RULES = {"valley": suggest_valley, "slide": suggest_slide, "minimum": suggest_minimum, "steep": suggest_steep}
 
 
 def suggest(lr: ArrayLike, smooth: ArrayLike, settings: FinderConfig) -> Dict[str, Any]:
-    """All three suggestions of one curve and the reason when there are none.
+    """Every suggestion of one recorded curve, as fastai's ``lr_find`` computes them (its
+    crop, :func:`fastai_crop`, with ``num_it = settings.steps``, then each rule), and the
+    reason when there are none.
 
-    Returns ``{"steepest", "valley", "minimum", "reason"}``. ``reason`` is
-    ``"too_few_points"`` when fewer than ``skip_start + skip_end + MIN_POINTS`` finite points
-    remain (the bound composition puts on ``finder.steps``: a test that stopped that early
-    blew up from its first rates), ``"flat"`` when the smoothed loss never falls below its
-    first finite value by ``min_drop`` × that value (the rates never got high enough to
-    train, or the model cannot learn), and ``None`` otherwise. In both cases all three
-    suggestions are ``None``. A rule can still give ``None`` on its own (e.g. ``steepest``
-    when the loss only fell inside the skipped start).
+    Returns ``{"valley", "slide", "minimum", "steep", "reason"}``. Two guards of ours, where
+    fastai would still name a rate: ``reason`` is ``"too_few_points"`` when the crop leaves
+    fewer than :data:`MIN_POINTS` points with a finite rate > 0 and a finite loss (the test blew
+    up within its first rates), and ``"flat"`` when the cropped loss never falls below its first
+    value by ``min_drop`` × that value (the rates never got high enough to train, or the model
+    cannot learn); all four suggestions are then ``None``. ``slide`` is ``None`` on its own on
+    a curve too short for it.
     """
-    rates, losses = _finite_points(lr, smooth)
+    rates, losses = fastai_crop(lr, smooth, settings.steps)
     none: Dict[str, Any] = {name: None for name in SUGGESTIONS}
-    if rates.size < settings.skip_start + settings.skip_end + MIN_POINTS:
+    usable = np.isfinite(rates) & (rates > 0) & np.isfinite(losses)
+    if int(usable.sum()) < MIN_POINTS:
         return {**none, "reason": "too_few_points"}
-    first = losses[0]
-    if first - losses.min() < settings.min_drop * abs(first):
+    first = float(losses[usable][0])
+    if first - float(losses[usable].min()) < settings.min_drop * abs(first):
         return {**none, "reason": "flat"}
-    return {
-        "steepest": suggest_steepest(rates, losses, settings.skip_start, settings.skip_end),
-        "valley": suggest_valley(rates, losses),
-        "minimum": suggest_minimum(rates, losses),
-        "reason": None,
-    }
+    return {**{name: RULES[name](rates, losses) for name in SUGGESTIONS}, "reason": None}
 
 
 def summarise_suggestions(per_seed: Mapping[int, Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
