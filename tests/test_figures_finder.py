@@ -268,3 +268,18 @@ def test_cli_writes_png_and_table(tmp_path: Path) -> None:
     # inf survives the CSV round trip (a blow-up stays a blow-up).
     assert INF in written["loss"].tolist()
     assert sorted(path.name for path in out.parent.iterdir()) == ["finder_curves.csv", "finder_curves.png"]
+
+
+def test_a_validation_loss_range_test_is_labelled_as_one() -> None:
+    """finder.loss=val (recorded in suggestions.json's settings): the table says what each curve
+    measured, and the figure labels its axis, title and legend by it."""
+    suggestions = [make_suggestions("adam"), make_suggestions("sgd")]
+    for suggestion in suggestions:
+        suggestion["settings"]["loss"] = "val"
+    table = finder_curves_table(pd.concat([make_finder("adam"), make_finder("sgd")], ignore_index=True), suggestions)
+    assert set(table["measured"]) == {"val"}
+    assert set(make_table()["measured"]) == {"train"}  # older files without the key: the training loss
+    figure = draw_finder_curves(table)
+    adam, _ = visible_panels(figure)
+    assert adam.get_ylabel() == "validation loss" and "validation loss" in figure.get_suptitle()
+    assert "raw validation loss" in [text.get_text() for text in figure.legends[0].get_texts()]

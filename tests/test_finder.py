@@ -4,6 +4,7 @@ stops on blow-up, follows its ramp, records per-batch losses, leaves no trace, a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -313,7 +314,7 @@ def test_same_seed_same_curve_and_stop_on_blow_up(arrays, curve):
     steps = curve["step"].to_numpy()
     np.testing.assert_allclose(curve["lr"], 1e-5 * (100.0 / 1e-5) ** (steps / 59), rtol=1e-13)
     assert curve["lr"].iloc[0] == 1e-5
-    np.testing.assert_allclose(curve["smooth_loss"], smooth_losses(curve["loss"], BLOWUP.beta), rtol=1e-12)
+    np.testing.assert_allclose(curve["smooth_loss"], smooth_losses(curve["loss"], 0.98), rtol=1e-12)  # fastai's, unset beta
     result = suggest(curve["lr"], curve["smooth_loss"], BLOWUP)
     assert result["reason"] is None and all(1e-4 < result[name] < 10 for name in SUGGESTIONS)
 
@@ -336,6 +337,49 @@ def test_seeds_ramp_together_each_as_it_would_alone(arrays, curve):
     both = range_tests(MLP, {"type": "sgd"}, arrays, steep, 32, [0, 1])
     for seed in (0, 1):
         pd.testing.assert_frame_equal(both[seed], range_test(MLP, {"type": "sgd"}, arrays, steep, 32, seed=seed), check_exact=True)
+
+
+@pytest.mark.tf
+def test_validation_loss_range_test_is_the_validation_loss_after_the_ramps_steps(arrays):
+    """finder.loss=val (Smith's test): a point every val_every steps, the whole validation set's
+    loss after that step, checked against the same steps taken by hand with Keras."""
+    import keras
+    import tensorflow as tf
+
+    from pipeline.finder.range_test import range_test
+    from pipeline.training.data import num_classes
+    from pipeline.training.models import build_model
+    from pipeline.training.optimizers import build_optimizer
+
+    settings = FinderConfig(start_lr=1e-3, end_lr=1e-1, steps=12, mode="linear", loss="val", val_every=4, beta=0.0)
+    curve = range_test(MLP, {"type": "sgd", "momentum": 0.9}, arrays, settings, 32, seed=3)
+    assert curve["step"].tolist() == [3, 7, 11] and curve.attrs["stopped"] is None
+    assert curve["lr"].tolist() == [ramp_rate(settings, step) for step in (3, 7, 11)]
+    assert curve["smooth_loss"].tolist() == curve["loss"].tolist()  # beta 0: no smoothing
+    # By hand: the same model, optimizer, batches and rates, one GradientTape step at a time.
+    keras.utils.set_random_seed(3)
+    model = build_model(MLP, arrays["x_train"].shape[1:], num_classes(arrays))
+    optimizer = build_optimizer({"type": "sgd", "momentum": 0.9}, learning_rate=1e-3)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    expected = []
+    for step, indices in enumerate(batch_indices(len(arrays["x_train"]), 32, 12, seed=3)):
+        optimizer.learning_rate.assign(ramp_rate(settings, step))
+        with tf.GradientTape() as tape:
+            loss = loss_fn(arrays["y_train"][indices], model(arrays["x_train"][indices], training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        if step in (3, 7, 11):
+            expected.append(float(loss_fn(arrays["y_val"], model(arrays["x_val"], training=False))))
+    np.testing.assert_allclose(curve["loss"], expected, rtol=1e-5)
+    assert curve["loss"].iloc[-1] < curve["loss"].iloc[0]  # it learns over the ramp
+    # Smoothed as the training-loss test smooths, over the points recorded.
+    smoothed = range_test(MLP, {"type": "sgd", "momentum": 0.9}, arrays, dataclasses.replace(settings, beta=0.9), 32, seed=3)
+    np.testing.assert_allclose(smoothed["smooth_loss"], smooth_losses(smoothed["loss"], 0.9), rtol=1e-12)
+    # Unset, the validation curve's smoothing is torch-lr-finder's 0.95 (fastai's 0.98 for the training loss).
+    default = range_test(MLP, {"type": "sgd", "momentum": 0.9}, arrays, dataclasses.replace(settings, beta=None), 32, seed=3)
+    np.testing.assert_allclose(default["smooth_loss"], smooth_losses(default["loss"], 0.95), rtol=1e-12)
+    # A ramp to a rate that blows up stops on the validation loss too.
+    blowup = range_test(MLP, {"type": "adam"}, arrays, dataclasses.replace(BLOWUP, loss="val", val_every=2), 32, seed=0)
+    assert blowup.attrs["stopped"] in ("stop_factor", "non_finite") and len(blowup) < BLOWUP.steps // 2
 
 
 @pytest.mark.tf
@@ -421,7 +465,7 @@ def test_cli_end_to_end_on_digits(arrays, tmp_path):
     from pipeline.training.data import save_npz
 
     save_npz(arrays, tmp_path / "data.npz")
-    settings = dict(start_lr=1e-5, end_lr=100.0, steps=40, mode="exponential", stop_factor=4.0, beta=0.9, min_drop=0.05)
+    settings = dict(start_lr=1e-5, end_lr=100.0, steps=40, mode="exponential", loss="train", val_every=1, stop_factor=4.0, beta=0.9, min_drop=0.05)
     spec = {
         "optimizer": "adam",
         "optimizer_options": {"type": "adam"},

@@ -222,7 +222,7 @@ CROSS_CASES = {
     "grid_bounds_are_ordered": ("study", StudyConfig(grid=GridConfig(min=1.0, max=0.1)), "study.grid.min=1.0 must be smaller than study.grid.max=0.1"),
     "early_best_before_late_best": ("diagnosis", DiagnosisConfig(early_best=0.8), "diagnosis.early_best=0.8 must be smaller than diagnosis.late_best=0.75"),
     "finder_ramp_rises": ("finder", FinderConfig(start_lr=1.0, end_lr=0.1), "finder.start_lr=1.0 must be smaller than finder.end_lr=0.1"),
-    "finder_leaves_points_to_suggest_from": ("finder", FinderConfig(steps=7), "finder.steps=7 leaves 2 points after fastai's crop"),
+    "finder_leaves_points_to_suggest_from": ("finder", FinderConfig(steps=7), "finder.steps=7 leaves 2 points after fastai's crop of its 7 points"),
     "searches_have_pruners": ("hpo", HpoConfig(samplers=["tpe"], pruners=[]), "hpo.pruners is empty"),
     "search_bounds_are_ordered": ("hpo", HpoConfig(lr_min=1.0, lr_max=1.0), "hpo.lr_min=1.0 must be smaller than hpo.lr_max=1.0"),
     "confirm_seeds_are_fresh": (

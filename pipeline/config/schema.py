@@ -302,7 +302,9 @@ class StudyConfig:
 @dataclass
 class FinderConfig:
     """The LR range test (``conf/finder/``): ramp the rate from ``start_lr`` to ``end_lr`` over
-    ``steps`` optimizer steps on a fresh model, record the loss of every batch, stop once the
+    ``steps`` optimizer steps on a fresh model, record the loss of every batch (``loss:
+    train``, fastai's ``lr_find``) or the validation loss every ``val_every`` steps (``loss:
+    val``, Smith's original test and torch-lr-finder's ``val_loader`` mode), stop once the
     smoothed loss exceeds ``stop_factor`` × its best or turns non-finite."""
 
     start_lr: float = constrained(1e-7, POSITIVE)
@@ -312,9 +314,17 @@ class FinderConfig:
     steps: int = constrained(200, COUNT)
     #: ``exponential`` (multiply by a constant factor per step) or ``linear``.
     mode: str = constrained("exponential", Choices(("exponential", "linear"), "ramp"))
+    #: What the curve records: ``train``, each batch's training loss before its step; ``val``,
+    #: the loss over the whole validation set after the step (Smith 2017).
+    loss: str = constrained("train", Choices(("train", "val"), "range test loss"))
+    #: ``loss: val``: one validation pass every this many steps (each pass is one point of the
+    #: curve); 1 = after every step.
+    val_every: int = constrained(1, COUNT)
     stop_factor: float = constrained(4.0, POSITIVE, Interval(1, closed="neither"))
-    #: Exponential moving average of the batch loss, debiased (fastai's 0.98).
-    beta: float = constrained(0.98, DECAY)
+    #: Exponential moving average of the recorded losses, debiased; unset: fastai's 0.98 for
+    #: ``loss: train`` and torch-lr-finder's 0.95 (its ``smooth_f`` 0.05) for ``loss: val``,
+    #: whose points are fewer and far less noisy (0.98 would lag the curve by decades).
+    beta: Optional[float] = constrained(None, DECAY)
     #: A curve whose smoothed loss falls by less than this fraction of its start is flat: no
     #: suggestion (a clear outcome, not an exception).
     min_drop: float = constrained(0.05, DECAY)

@@ -74,12 +74,14 @@ def finder_ramp_rises(finder: FinderConfig) -> None:
 
 
 def finder_leaves_points_to_suggest_from(finder: FinderConfig) -> None:
-    # fastai's crop keeps steps[steps // 10 : -5]; the rules need 3 points of it.
-    kept = finder.steps - finder.steps // 10 - 5
+    # fastai's crop keeps points[points // 10 : -5]; the rules need 3 points of it.
+    points = finder.steps // finder.val_every if finder.loss == "val" else finder.steps
+    kept = points - points // 10 - 5
     if kept < 3:
+        per = f" (one per finder.val_every={finder.val_every} steps)" if finder.loss == "val" else ""
         raise StudyConfigError(
-            f"finder.steps={finder.steps} leaves {max(kept, 0)} points after fastai's crop (the first tenth "
-            "and the last 5 steps); at least 3 are needed to suggest from: finder.steps >= 9"
+            f"finder.steps={finder.steps} leaves {max(kept, 0)} points after fastai's crop of its {points} points{per} "
+            "(the first tenth and the last 5); at least 3 are needed to suggest from: 9 points or more"
         )
 
 

@@ -59,7 +59,11 @@ FINDER_CURVES_COLUMNS: tuple[str, ...] = (
     "lr_max",
     "seeds",
     "reason",
+    "measured",
 )
+
+#: The y label of each curve kind (``measured``: the range test's ``finder.loss``).
+MEASURED_LABELS: Dict[str, str] = {"train": "training loss per batch", "val": "validation loss"}
 
 #: Row kinds in table order: the curve first, then the suggestions.
 KINDS: tuple[str, ...] = ("curve", *SUGGESTION_KINDS)
@@ -146,6 +150,9 @@ def finder_curves_table(finder: pd.DataFrame, suggestions: Sequence[Mapping[str,
     table["reason"] = pd.Series(
         [value if isinstance(value, str) else np.nan for value in table["reason"]], index=table.index, dtype=object
     )
+    # What the curve measures (finder.loss of each optimizer's test; older files: the training loss).
+    measured = {str(suggestion["optimizer"]): (suggestion.get("settings") or {}).get("loss", "train") for suggestion in suggestions}
+    table["measured"] = [measured.get(str(optimizer), "train") for optimizer in table["optimizer"]]
     table["_kind"] = table["kind"].map({kind: index for index, kind in enumerate(KINDS)})
     table = table.sort_values(["optimizer", "_kind", "seed", "step"], kind="stable", na_position="first")
     return table.drop(columns="_kind").reset_index(drop=True)
@@ -276,26 +283,29 @@ def draw_finder_curves(table: pd.DataFrame) -> Figure:
             )
         ax.set_title(optimizer)
         ax.set_xlabel("learning rate")
+    kinds = sorted(set(table["measured"].dropna().astype(str))) if "measured" in table else ["train"]
+    label = MEASURED_LABELS.get(kinds[0], kinds[0]) if len(kinds) == 1 else "loss (" + ", ".join(kinds) + ")"
     for row in axes:
-        row[0].set_ylabel("training loss per batch")
+        row[0].set_ylabel(label)
     hide_unused(panels, len(optimizers))
     pad_log_x(panels[0], numeric(table["lr"]).to_numpy())
 
     drawn_kinds = set(marks.loc[np.isfinite(numeric(marks["lr"])), "kind"].astype(str))
-    handles = _legend_handles(colors, [kind for kind in SUGGESTION_KINDS if kind in drawn_kinds], any_nonfinite)
+    handles = _legend_handles(colors, [kind for kind in SUGGESTION_KINDS if kind in drawn_kinds], any_nonfinite, kinds == ["val"])
     if handles:
         figure.legend(handles=handles, loc="outside right center", frameon=False)
-    figure.suptitle("LR range test: training loss while the rate rises, with its suggestions")
+    what = "validation loss" if kinds == ["val"] else "training loss" if kinds == ["train"] else "loss"
+    figure.suptitle(f"LR range test: {what} while the rate rises, with its suggestions")
     return figure
 
 
-def _legend_handles(colors: Mapping[int, Color | str], kinds: Sequence[str], nonfinite: bool) -> List[Line2D]:
+def _legend_handles(colors: Mapping[int, Color | str], kinds: Sequence[str], nonfinite: bool, validation: bool = False) -> List[Line2D]:
     """The figure legend: seeds, raw vs smoothed, the suggestion kinds, the non-finite marker."""
     handles = [Line2D([], [], color=color, linewidth=1.6, label=f"seed {seed}") for seed, color in colors.items()]
     if colors:
         handles += [
             Line2D([], [], color="0.3", linewidth=1.6, label="smoothed loss"),
-            Line2D([], [], color="0.3", alpha=0.25, linewidth=0.8, label="raw batch loss"),
+            Line2D([], [], color="0.3", alpha=0.25, linewidth=0.8, label="raw validation loss" if validation else "raw batch loss"),
         ]
     for kind in kinds:
         color, style = KIND_STYLES[kind]

@@ -24,13 +24,16 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from pipeline.config.schema import FinderConfig
-from pipeline.finder.suggest import SUGGESTIONS, batch_indices, ramp_rate, suggest, summarise_suggestions
+from pipeline.finder.suggest import SUGGESTIONS, batch_indices, ramp_rate, smoothing, suggest, summarise_suggestions
 from pipeline.io import write_atomic, write_json_atomic
 from pipeline.tables import FINDER
 from pipeline.training.device import add_device_arguments
 
 if TYPE_CHECKING:  # pandas is imported where used, to keep this module cheap to import
     import pandas as pd
+
+#: Validation rows per evaluation call of the ``loss: val`` range test.
+VALIDATION_CHUNK = 4096
 
 
 def range_test(
@@ -61,14 +64,19 @@ def range_tests(
     ``(settings, i)``, computes the loss of each seed's batch ``i`` with the current weights,
     applies its gradients at that rate, and records ``step`` (0-based), ``lr`` (that rate, as
     float64; the optimizer holds its float32 rounding), ``loss`` (that batch's loss, before the
-    update) and ``smooth_loss`` (the bias-corrected running mean with ``settings.beta``). One
+    update) and ``smooth_loss`` (the bias-corrected running mean, :func:`smoothing`). One
     step is traced once, on the first seed's model, and every seed runs it bound to its own
     variables (:class:`pipeline.training.population.SharedStep`; a model whose step holds
     values that differ by seed, or a TensorFlow that cannot share a step, gets one traced step
     per seed, the same computation); one program runs the step of every seed still ramping.
 
-    A seed's test stops after recording a step whose loss is non-finite, or whose smoothed loss
-    exceeds ``settings.stop_factor`` × the lowest smoothed loss of its earlier steps; the other
+    With ``settings.loss == "val"`` (Smith's test on the validation loss), a row is recorded
+    after every ``settings.val_every``-th step instead: ``step`` and ``lr`` of that step, and
+    ``loss``, the mean cross-entropy over the whole validation set (no regularisation terms) of
+    the weights the step left; ``smooth_loss`` smooths these points the same way.
+
+    A seed's test stops after recording a point whose loss is non-finite, or whose smoothed loss
+    exceeds ``settings.stop_factor`` × the lowest smoothed loss of its earlier points; the other
     seeds go on. A curve's ``attrs["stopped"]`` says why (``"non_finite"``, ``"stop_factor"``)
     or is ``None`` when the ramp reached ``end_lr``.
 
@@ -157,6 +165,8 @@ def range_tests(
             )
         return programs[active]
 
+    validation = _validation_losses(members, seeds, arrays, loss_fn) if settings.loss == "val" else None
+    beta = smoothing(settings)
     orders = {seed: iter(batch_indices(len(x_train), int(batch_size), settings.steps, seed)) for seed in seeds}
     rows: Dict[int, List[Dict[str, float]]] = {seed: [] for seed in seeds}
     averages = {seed: 0.0 for seed in seeds}
@@ -172,13 +182,19 @@ def range_tests(
             indices = next(orders[seed])
             batches.append((tf.constant(x_train[indices]), tf.constant(y_train[indices])))
         results = program(active)(batches, tf.constant(rate, tf.float32))
-        still = []
-        for seed, (loss_tensor, used) in zip(active, results):
+        for seed, (_, used) in zip(active, results):
             if float(used) != float(np.asarray(rate, dtype=used.dtype.as_numpy_dtype)):
                 raise RuntimeError(f"the optimizer applied rate {float(used)!r} at step {step}, not the ramp's {rate!r}")
-            loss = float(loss_tensor)
-            averages[seed] = settings.beta * averages[seed] + (1.0 - settings.beta) * loss
-            smooth = averages[seed] / (1.0 - settings.beta ** (step + 1))
+        if validation is not None:
+            if (step + 1) % settings.val_every:
+                continue  # no point of the curve at this step
+            losses = validation(active)
+        else:
+            losses = [float(loss_tensor) for loss_tensor, _ in results]
+        still = []
+        for seed, loss in zip(active, losses):
+            averages[seed] = beta * averages[seed] + (1.0 - beta) * loss
+            smooth = averages[seed] / (1.0 - beta ** (len(rows[seed]) + 1))
             rows[seed].append({"step": step, "lr": rate, "loss": loss, "smooth_loss": smooth})
             if not (math.isfinite(loss) and math.isfinite(smooth)):
                 stopped[seed] = "non_finite"
@@ -195,6 +211,30 @@ def range_tests(
         frame.attrs["stopped"] = stopped[seed]
         curves[seed] = frame
     return curves
+
+
+def _validation_losses(members: Sequence[Tuple[Any, Any]], seeds: Sequence[int], arrays: Mapping[str, np.ndarray], loss_fn: Any) -> Any:
+    """A function of the seeds still ramping that returns each one's mean loss over the whole
+    validation set (inference mode, in chunks of :data:`VALIDATION_CHUNK` rows; one traced
+    program per seed's model)."""
+    import tensorflow as tf
+
+    x_val, y_val = np.asarray(arrays["x_val"]), np.asarray(arrays["y_val"])
+    chunks = [
+        (tf.constant(x_val[start : start + VALIDATION_CHUNK]), tf.constant(y_val[start : start + VALIDATION_CHUNK]))
+        for start in range(0, len(x_val), VALIDATION_CHUNK)
+    ]
+    weights = [len(y) / len(y_val) for _, y in chunks]
+
+    def evaluate(model: Any) -> Any:
+        return tf.function(lambda x, y: loss_fn(y, model(x, training=False)))
+
+    programs = {seed: evaluate(model) for seed, (model, _) in zip(seeds, members)}
+
+    def losses(active: Sequence[int]) -> List[float]:
+        return [float(sum(weight * float(programs[seed](x, y)) for (x, y), weight in zip(chunks, weights))) for seed in active]
+
+    return losses
 
 
 class _OwnStep:
@@ -221,7 +261,8 @@ def run_finder(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Tup
     tests = range_tests(spec["model"], spec["optimizer_options"], arrays, settings, int(spec["batch_size"]), spec["seeds"])
     for seed, curve in tests.items():
         entry = suggest(curve["lr"].to_numpy(), curve["smooth_loss"].to_numpy(), settings)
-        entry.update({"steps_run": len(curve), "stopped": curve.attrs.get("stopped")})
+        # Steps taken (the validation-loss test records a point every val_every steps).
+        entry.update({"steps_run": int(curve["step"].iloc[-1]) + 1 if len(curve) else 0, "stopped": curve.attrs.get("stopped")})
         per_seed[int(seed)] = entry
         curves.append(curve.assign(optimizer=spec["optimizer"], seed=int(seed))[FINDER.columns])
     table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=FINDER.columns)

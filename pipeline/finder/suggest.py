@@ -188,9 +188,25 @@ def suggest_steep(rates: np.ndarray, losses: np.ndarray) -> float:
 RULES = {"valley": suggest_valley, "slide": suggest_slide, "minimum": suggest_minimum, "steep": suggest_steep}
 
 
+#: The smoothing of each kind of curve when ``finder.beta`` is unset (fastai's for the training
+#: loss, torch-lr-finder's for the validation loss).
+DEFAULT_BETA = {"train": 0.98, "val": 0.95}
+
+
+def smoothing(settings: FinderConfig) -> float:
+    """The range test's smoothing factor: ``finder.beta``, or :data:`DEFAULT_BETA` of its loss."""
+    return float(settings.beta) if settings.beta is not None else DEFAULT_BETA[settings.loss]
+
+
+def planned_points(settings: FinderConfig) -> int:
+    """The points a full ramp records, fastai's ``num_it``: one per step (``loss: train``), or
+    one per ``val_every`` steps (``loss: val``)."""
+    return settings.steps // settings.val_every if settings.loss == "val" else settings.steps
+
+
 def suggest(lr: ArrayLike, smooth: ArrayLike, settings: FinderConfig) -> Dict[str, Any]:
     """Every suggestion of one recorded curve, as fastai's ``lr_find`` computes them (its
-    crop, :func:`fastai_crop`, with ``num_it = settings.steps``, then each rule), and the
+    crop, :func:`fastai_crop`, with ``num_it`` = :func:`planned_points`, then each rule), and the
     reason when there are none.
 
     Returns ``{"valley", "slide", "minimum", "steep", "reason"}``. Two guards of ours, where
@@ -201,7 +217,7 @@ def suggest(lr: ArrayLike, smooth: ArrayLike, settings: FinderConfig) -> Dict[st
     cannot learn); all four suggestions are then ``None``. ``slide`` is ``None`` on its own on
     a curve too short for it.
     """
-    rates, losses = fastai_crop(lr, smooth, settings.steps)
+    rates, losses = fastai_crop(lr, smooth, planned_points(settings))
     none: Dict[str, Any] = {name: None for name in SUGGESTIONS}
     usable = np.isfinite(rates) & (rates > 0) & np.isfinite(losses)
     if int(usable.sum()) < MIN_POINTS:
