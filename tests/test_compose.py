@@ -124,7 +124,7 @@ def test_config_hash_ignores_the_study_name_but_not_settings():
 
 BAD_INPUTS = [
     ("optimizer=adamx", r"optimizer.*adam.*momentum"),  # unknown group option: lists valid ones
-    ("schedule=[cosine,linear]", r"schedule.*warmup_cosine"),
+    ("schedule=[cosine,triangular]", r"schedule.*warmup_cosine"),
     ("model=resnet", r"model.*cnn.*mlp"),
     ("dataset=cifar", r"dataset.*digits.*mnist1d"),
     ("study=huge", r"study.*default.*smoke"),

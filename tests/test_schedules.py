@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config.schema import StudyConfigError
-from pipeline.training.schedules import Constant, build_schedule, schedule_curve
+from pipeline.training.schedules import Constant, OneCycle, WarmupStableDecay, build_schedule, schedule_curve
 
 pytestmark = pytest.mark.tf
 
@@ -27,7 +27,9 @@ SETTINGS = [(3, 5), (7, 10)]
 TOL = {"rtol": 1e-6, "atol": 1e-7 * PEAK}
 
 #: Warm-up steps max(1, round(fraction * total_steps)), worked out by hand per (fraction, total).
-WARMUP_STEPS = {(0.1, 15): 2, (0.2, 15): 3, (0.1, 70): 7, (0.2, 70): 14}
+WARMUP_STEPS = {(0.1, 15): 2, (0.2, 15): 3, (0.1, 70): 7, (0.2, 70): 14, (0.05, 15): 1, (0.05, 70): 4}
+#: WSD cooldown steps max(1, round(decay_fraction * total_steps)), by hand (round half to even).
+COOLDOWN_STEPS = {(0.2, 15): 3, (0.2, 70): 14, (0.5, 15): 8, (0.5, 70): 35}
 
 
 # --------------------------------------------------------------------------------------
@@ -53,6 +55,36 @@ def reference(option: Dict[str, Any], spe: int, epochs: int, steps: np.ndarray) 
         return PEAK * option["decay_rate"] ** (s / spe)
     if kind == "cosine":
         return _cosine(s / total, option["alpha"])
+    if kind == "onecycle":
+        # fastai: combined_cos(pct_start, peak/div, peak, peak/div_final) at position s/total.
+        position, start = s / total, option["pct_start"]
+
+        def anneal(a: float, b: float, x: np.ndarray) -> np.ndarray:
+            return a + (1 + np.cos(np.pi * (1 - x))) * (b - a) / 2
+
+        rising = anneal(PEAK / option["div"], PEAK, position / start)
+        falling = anneal(PEAK, PEAK / option["div_final"], (position - start) / (1 - start))
+        return np.where(position < start, rising, falling)
+    if kind == "wsd":
+        warmup = WARMUP_STEPS[(option["warmup_fraction"], total)]
+        cooldown = COOLDOWN_STEPS[(option["decay_fraction"], total)]
+        decay_start = total - cooldown
+        sqrt_decay = PEAK * (1 - np.sqrt(np.clip(s - decay_start, 0, None) / cooldown))
+        return np.where(s < warmup, PEAK * s / warmup, np.where(s < decay_start, PEAK, sqrt_decay))
+    if kind == "cosine_restarts":
+        # SGDR: cycle i starts at T0 (t^i - 1)/(t - 1) and lasts T0 t^i; Keras scales the cosine
+        # part (not alpha) by m_mul^i.
+        first, t, m = option["first_decay_epochs"] * spe, option["t_mul"], option["m_mul"]
+        if t == 1:
+            cycle = np.floor(s / first)
+            start = cycle * first
+        else:
+            cycle = np.floor(np.log(1 - s / first * (1 - t)) / np.log(t))
+            start = first * (1 - t**cycle) / (1 - t)
+        fraction = (s - start) / (first * t**cycle)
+        return PEAK * ((1 - option["alpha"]) * m**cycle * 0.5 * (1 + np.cos(np.pi * fraction)) + option["alpha"])
+    if kind == "linear":
+        return PEAK - (PEAK - option["alpha"] * PEAK) * s / total
     warmup = WARMUP_STEPS[(option["warmup_fraction"], total)]
     ramp = PEAK * s / warmup
     if kind == "warmup_constant":
@@ -68,9 +100,20 @@ def key_steps(option: Dict[str, Any], spe: int, epochs: int) -> List[int]:
     if option["type"] == "step":
         for start in range(option["every_epochs"] * spe, total, option["every_epochs"] * spe):
             steps |= {start - 1, start, start + 1}
-    if option["type"].startswith("warmup"):
+    if option["type"].startswith("warmup") or option["type"] == "wsd":
         warmup = WARMUP_STEPS[(option["warmup_fraction"], total)]
         steps |= {warmup - 1, warmup, warmup + 1}
+    if option["type"] == "wsd":
+        start = total - COOLDOWN_STEPS[(option["decay_fraction"], total)]
+        steps |= {start - 1, start, start + 1}
+    if option["type"] == "onecycle":
+        peak_step = int(option["pct_start"] * total)
+        steps |= {peak_step - 1, peak_step, peak_step + 1}
+    if option["type"] == "cosine_restarts":
+        length, start = option["first_decay_epochs"] * spe, 0
+        while start < total:
+            steps |= {start - 1, start, start + 1}
+            start, length = start + length, length * option["t_mul"]
     return sorted(step for step in steps if 0 <= step < total)
 
 
@@ -86,6 +129,14 @@ OPTIONS: List[Dict[str, Any]] = [
     {"type": "warmup_cosine", "warmup_fraction": 0.2, "alpha": 0.05},
     {"type": "warmup_constant", "warmup_fraction": 0.1},
     {"type": "warmup_constant", "warmup_fraction": 0.2},
+    {"type": "onecycle", "pct_start": 0.25, "div": 25.0, "div_final": 1e5},
+    {"type": "onecycle", "pct_start": 0.3, "div": 10.0, "div_final": 100.0},
+    {"type": "wsd", "warmup_fraction": 0.05, "decay_fraction": 0.2},
+    {"type": "wsd", "warmup_fraction": 0.1, "decay_fraction": 0.5},
+    {"type": "cosine_restarts", "first_decay_epochs": 1, "t_mul": 2.0, "m_mul": 1.0, "alpha": 0.0},
+    {"type": "cosine_restarts", "first_decay_epochs": 2, "t_mul": 1.0, "m_mul": 0.5, "alpha": 0.1},
+    {"type": "linear", "alpha": 0.0},
+    {"type": "linear", "alpha": 0.1},
 ]
 
 
@@ -129,6 +180,10 @@ def test_curve_over_all_steps_matches_formula(option: Dict[str, Any], spe: int, 
         ({"type": "cosine"}, keras.optimizers.schedules.CosineDecay),
         ({"type": "warmup_cosine"}, keras.optimizers.schedules.CosineDecay),
         ({"type": "warmup_constant"}, keras.optimizers.schedules.CosineDecay),
+        ({"type": "onecycle"}, OneCycle),
+        ({"type": "wsd"}, WarmupStableDecay),
+        ({"type": "cosine_restarts"}, keras.optimizers.schedules.CosineDecayRestarts),
+        ({"type": "linear"}, keras.optimizers.schedules.PolynomialDecay),
     ],
 )
 def test_keras_class_per_type(option: Dict[str, Any], kind: type) -> None:
@@ -254,6 +309,15 @@ def _assert_names(error: pytest.ExceptionInfo[ValueError], argument: str, value:
         (lambda v: Constant(v), "learning_rate", True),
         (lambda v: Constant(0.1, name=v), "name", ""),
         (lambda v: Constant(0.1, name=v), "name", None),
+        (lambda v: OneCycle(v, 10), "peak", 0.0),
+        (lambda v: OneCycle(0.1, v), "total_steps", 0),
+        (lambda v: OneCycle(0.1, 10, pct_start=v), "pct_start", 1.0),
+        (lambda v: OneCycle(0.1, 10, div=v), "div", 0.5),
+        (lambda v: OneCycle(0.1, 10, div_final=v), "div_final", math.inf),
+        (lambda v: WarmupStableDecay(v, 10, 1, 2), "peak", -1.0),
+        (lambda v: WarmupStableDecay(0.1, 10, v, 2), "warmup_steps", 0),
+        (lambda v: WarmupStableDecay(0.1, 10, 1, v), "decay_steps", 2.5),
+        (lambda v: WarmupStableDecay(0.1, 10, 4, v), "decay_steps", 7),  # 4 + 7 > 10
     ],
 )
 def test_custom_class_rejects_bad_argument(make: Callable[[Any], Any], argument: str, value: Any) -> None:
@@ -299,7 +363,13 @@ def test_build_schedule_rejects_bad_argument(argument: str, value: Any) -> None:
         ({"type": "step", "every_epochs": 0}, "every_epochs"),
         ({"type": "exponential", "decay_rate": 0}, "decay_rate"),
         ({"type": "warmup_constant", "warmup_fraction": 1.0}, "warmup_fraction"),
-        ({"type": "linear"}, "type"),
+        ({"type": "triangular"}, "type"),
+        ({"type": "onecycle", "div": 0.5}, "div"),
+        ({"type": "onecycle", "pct_start": 0}, "pct_start"),
+        ({"type": "wsd", "warmup_fraction": 0.6, "decay_fraction": 0.5}, "warmup_fraction"),
+        ({"type": "cosine_restarts", "t_mul": 0.5}, "t_mul"),
+        ({"type": "cosine_restarts", "m_mul": 0}, "m_mul"),
+        ({"type": "linear", "alpha": 1.5}, "alpha"),
         ({"type": "cosine", "factor": 0.5}, "factor"),
         ({"type": "constant", "alpha": 0.1}, "alpha"),
     ],
@@ -320,7 +390,11 @@ def test_name_defaults_to_type_in_messages() -> None:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schedule", [Constant(0.25, name="flat"), Constant(0.25)], ids=["named", "default name"])
+@pytest.mark.parametrize(
+    "schedule",
+    [Constant(0.25, name="flat"), Constant(0.25), OneCycle(0.1, 40, 0.3, 10.0, 100.0), WarmupStableDecay(0.1, 40, 3, 8)],
+    ids=["named", "default name", "OneCycle", "WarmupStableDecay"],
+)
 def test_config_round_trip(schedule: keras.optimizers.schedules.LearningRateSchedule) -> None:
     config = schedule.get_config()
     clone = type(schedule).from_config(config)
@@ -333,7 +407,9 @@ def test_config_round_trip(schedule: keras.optimizers.schedules.LearningRateSche
     np.testing.assert_array_equal(schedule_curve(clone, 8), schedule_curve(schedule, 8))
 
 
-@pytest.mark.parametrize("schedule", [Constant(0.25)], ids=["Constant"])
+@pytest.mark.parametrize(
+    "schedule", [Constant(0.25), OneCycle(0.1, 7), WarmupStableDecay(0.1, 7, 2, 3)], ids=["Constant", "OneCycle", "WarmupStableDecay"]
+)
 def test_custom_schedule_in_graph_mode(schedule: keras.optimizers.schedules.LearningRateSchedule) -> None:
     traced = tf.function(lambda step: schedule(step), autograph=False)
     got = [float(traced(tf.constant(step, tf.int64))) for step in range(7)]
@@ -375,3 +451,32 @@ def test_schedule_table_gives_every_schedule_at_every_step(option: Dict[str, Any
     assert schedule_table([], 5).shape == (5, 0)
     with pytest.raises(ValueError, match="steps must be >= 0"):
         schedule_table([schedule], -1)
+
+
+def test_sgdr_default_first_cycle_gives_two_cycles_that_end_with_training() -> None:
+    """cosine_restarts with first_decay_epochs unset: round(epochs / (1 + t_mul)) epochs, so the
+    second cycle (t_mul times longer) ends with the run: 10 + 20 = 30 epochs."""
+    from pipeline.config.validation import check_schedule
+
+    assert check_schedule("r", {"type": "cosine_restarts"}, 30)["first_decay_epochs"] == 10
+    assert check_schedule("r", {"type": "cosine_restarts", "t_mul": 1.0}, 30)["first_decay_epochs"] == 15
+    curve = schedule_curve(build_schedule({"type": "cosine_restarts"}, PEAK, 4, 30), 120)
+    assert curve[0] == pytest.approx(PEAK) and curve[40] == pytest.approx(PEAK)  # the restart at epoch 10
+    assert curve[39] < 0.01 * PEAK and curve[119] < 0.01 * PEAK
+
+
+def test_onecycle_is_fastais_fit_one_cycle() -> None:
+    """fastai's defaults: from peak/25 up to the peak at 25% of the steps, down to peak/1e5."""
+    curve = schedule_curve(build_schedule({"type": "onecycle"}, PEAK, 10, 4), 40)
+    assert curve[0] == pytest.approx(PEAK / 25, rel=1e-6) and curve[10] == pytest.approx(PEAK, rel=1e-6)
+    # As in fastai, the last step (position 39/40) is one step short of the end, peak/1e5.
+    assert int(np.argmax(curve)) == 10 and curve[-1] < PEAK / 100
+    assert schedule_curve(build_schedule({"type": "onecycle"}, PEAK, 10, 4), [40])[0] == pytest.approx(PEAK / 1e5, abs=1e-7)  # float32
+    assert (np.diff(curve[:11]) > 0).all() and (np.diff(curve[10:]) < 0).all()
+
+
+def test_wsd_holds_the_peak_between_warmup_and_cooldown() -> None:
+    curve = schedule_curve(build_schedule({"type": "wsd", "warmup_fraction": 0.1, "decay_fraction": 0.2}, PEAK, 10, 10), 100)
+    assert curve[0] == 0.0 and (curve[10:80] == np.float32(PEAK)).all()
+    # The (1 - sqrt) cooldown: at a quarter of it, half the peak is gone.
+    assert curve[85] == pytest.approx(PEAK * (1 - math.sqrt(5 / 20)), rel=1e-6)

@@ -84,6 +84,11 @@ SCHEDULE_TYPES: Dict[str, Dict[str, Any]] = {
     "cosine": {"alpha": 0.01},
     "warmup_constant": {"warmup_fraction": 0.1},
     "warmup_cosine": {"warmup_fraction": 0.1, "alpha": 0.01},
+    # fastai's fit_one_cycle defaults.
+    "onecycle": {"pct_start": 0.25, "div": 25.0, "div_final": 1e5},
+    "wsd": {"warmup_fraction": 0.05, "decay_fraction": 0.2},
+    "cosine_restarts": {"first_decay_epochs": None, "t_mul": 2.0, "m_mul": 1.0, "alpha": 0.0},
+    "linear": {"alpha": 0.0},
 }
 
 #: The range test's suggestion rules, by name, in fastai's order: fastai's four, exactly
@@ -146,7 +151,15 @@ class ScheduleConfig:
     ``exponential``: multiply by ``decay_rate`` per epoch, applied smoothly per step;
     ``cosine``: cosine annealing over all steps down to ``alpha`` × peak;
     ``warmup_constant``: linear warm-up from 0 over ``warmup_fraction`` of the steps, then
-    constant; ``warmup_cosine``: the same warm-up, then cosine annealing to ``alpha`` × peak.
+    constant; ``warmup_cosine``: the same warm-up, then cosine annealing to ``alpha`` × peak;
+    ``onecycle``: fastai's ``fit_one_cycle``, cosine up from peak/``div`` over ``pct_start`` of
+    the steps, then cosine down to peak/``div_final``; ``wsd``: warm-up over ``warmup_fraction``,
+    stable, then the (1 − sqrt) cooldown over the last ``decay_fraction`` of the steps (Hägele et
+    al. 2024); ``cosine_restarts``: SGDR (Keras ``CosineDecayRestarts``), a first cycle of
+    ``first_decay_epochs`` (unset: two cycles that end with training), each next ``t_mul`` times
+    longer and ``m_mul`` times lower, down to ``alpha`` × its start; ``linear``: linear decay to
+    ``alpha`` × peak (Keras ``PolynomialDecay``, power 1). Formulas in
+    :mod:`pipeline.training.schedules`.
     """
 
     type: str = constrained(MISSING, Choices(tuple(SCHEDULE_TYPES), "known schedule type"))
@@ -155,6 +168,13 @@ class ScheduleConfig:
     decay_rate: Optional[float] = constrained(None, Interval(0, 1, closed="right"))
     alpha: Optional[float] = constrained(None, Interval(0, 1, closed="both"))
     warmup_fraction: Optional[float] = constrained(None, UNIT_OPEN)
+    pct_start: Optional[float] = constrained(None, UNIT_OPEN)
+    div: Optional[float] = constrained(None, Interval(1, noun="a factor"))
+    div_final: Optional[float] = constrained(None, Interval(1, noun="a factor"))
+    decay_fraction: Optional[float] = constrained(None, UNIT_OPEN)
+    first_decay_epochs: Optional[int] = constrained(None, COUNT)
+    t_mul: Optional[float] = constrained(None, Interval(1, noun="a factor"))
+    m_mul: Optional[float] = constrained(None, Interval(0, 1, closed="right"))
 
 
 def schedule_type_schema(kind: str) -> type:

@@ -175,9 +175,17 @@ def check_schedule(name: str, options: Dict[str, Any], epochs: int) -> Dict[str,
         knobs[key] = value
     if kind == "step" and knobs["every_epochs"] is None:
         knobs["every_epochs"] = max(1, epochs // 4)
+    if kind == "cosine_restarts" and knobs["first_decay_epochs"] is None and isinstance(knobs["t_mul"], (int, float)):
+        # Two cycles that end with training: first + t_mul × first = epochs.
+        knobs["first_decay_epochs"] = max(1, round(epochs / (1 + knobs["t_mul"])))
     constraints = dict(field_constraints(ScheduleConfig))
     for key, value in knobs.items():
         check_value(f"schedule.{name}.{key}", value, constraints[key])
+    if kind == "wsd" and knobs["warmup_fraction"] + knobs["decay_fraction"] > 1:
+        raise StudyConfigError(
+            f"schedule.{name}.warmup_fraction={knobs['warmup_fraction']} + schedule.{name}.decay_fraction="
+            f"{knobs['decay_fraction']} must be at most 1: the warm-up and the cooldown share the run"
+        )
     if "every_epochs" in knobs and knobs["every_epochs"] >= epochs:
         raise StudyConfigError(
             f"schedule.{name}.every_epochs={knobs['every_epochs']} must be smaller than study.epochs={epochs}, "

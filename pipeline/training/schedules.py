@@ -28,6 +28,20 @@ Schedule types (``peak`` is the grid rate, ``S`` = steps per epoch, ``T`` = tota
 ``warmup_constant``
     the same warm-up, then ``peak``: Keras ``CosineDecay`` with the same warm-up and
     ``alpha=1``, whose decay factor ``(1 - alpha) * cos(...) + alpha`` is exactly 1.
+``onecycle``
+    fastai's ``fit_one_cycle`` (:class:`OneCycle`): with ``p = s / T``, ``P = pct_start``,
+    ``cos_anneal(a, b, x) = a + (1 + cos(pi * (1 - x))) * (b - a) / 2``: ``cos_anneal(peak / div,
+    peak, p / P)`` while ``p < P``, then ``cos_anneal(peak, peak / div_final, (p - P) / (1 - P))``.
+``wsd``
+    warm-up, stable, decay (:class:`WarmupStableDecay`; Hägele et al. 2024): ``W = max(1,
+    round(warmup_fraction * T))`` warm-up steps at ``peak * s / W``, ``peak`` until the
+    cooldown's ``C = max(1, round(decay_fraction * T))`` last steps, which run at
+    ``peak * (1 - sqrt((s - (T - C)) / C))``.
+``cosine_restarts``
+    SGDR, Keras ``CosineDecayRestarts(peak, first_decay_epochs * S, t_mul, m_mul, alpha)``.
+``linear``
+    ``peak - (peak - alpha * peak) * s / T``: Keras ``PolynomialDecay(peak, T, alpha * peak,
+    power=1)``.
 
 Keras is imported at module level: only training code imports this module (the study
 configuration in :mod:`pipeline.config` stays TensorFlow-free).
@@ -46,7 +60,7 @@ from keras import ops
 
 from pipeline.config.validation import check_schedule
 
-__all__ = ["Constant", "build_schedule", "schedule_curve", "schedule_table"]
+__all__ = ["Constant", "OneCycle", "WarmupStableDecay", "build_schedule", "schedule_curve", "schedule_table"]
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -113,6 +127,115 @@ class Constant(LearningRateSchedule):
         return {"learning_rate": self.learning_rate, "name": self.name}
 
 
+def _check_fraction(argument: str, value: Any) -> float:
+    """Return ``value`` as a float, or raise ValueError unless it is in (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise ValueError(f"{argument} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_factor(argument: str, value: Any) -> float:
+    """Return ``value`` as a float, or raise ValueError unless it is a finite number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 1:
+        raise ValueError(f"{argument} must be a finite number >= 1, got {value!r}")
+    return float(value)
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class OneCycle(LearningRateSchedule):
+    """fastai's 1cycle policy (``fit_one_cycle``; Smith & Topin 2017): cosine annealing up from
+    ``peak / div`` to ``peak`` over the first ``pct_start`` of the steps, then down to
+    ``peak / div_final`` (formula in the module doc; fastai's defaults).
+
+    Args:
+        peak: The highest rate (the grid rate), a finite number > 0.
+        total_steps: Steps of the run, an integer >= 1; step ``s`` is at position ``s / total_steps``.
+        pct_start: The share of the steps that rise, in (0, 1).
+        div: ``peak / div`` is the first rate; >= 1.
+        div_final: ``peak / div_final`` is where the run ends; >= 1.
+        name: Name scope of the ops.
+
+    Raises:
+        ValueError: naming the argument and the value received, if one is invalid.
+    """
+
+    def __init__(
+        self, peak: float, total_steps: int, pct_start: float = 0.25, div: float = 25.0, div_final: float = 1e5, name: str = "OneCycle"
+    ) -> None:
+        super().__init__()
+        self.peak = _check_rate("peak", peak)
+        self.total_steps = _check_count("total_steps", total_steps)
+        self.pct_start = _check_fraction("pct_start", pct_start)
+        self.div = _check_factor("div", div)
+        self.div_final = _check_factor("div_final", div_final)
+        self.name = _check_name(name)
+
+    def __call__(self, step: Any) -> Any:
+        with keras.name_scope(self.name):
+            position = ops.cast(step, "float32") / float(self.total_steps)
+
+            def anneal(start: float, end: float, fraction: Any) -> Any:
+                return start + (1.0 + ops.cos(math.pi * (1.0 - fraction))) * (end - start) / 2.0
+
+            rising = anneal(self.peak / self.div, self.peak, position / self.pct_start)
+            falling = anneal(self.peak, self.peak / self.div_final, (position - self.pct_start) / (1.0 - self.pct_start))
+            return ops.where(position < self.pct_start, rising, falling)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "peak": self.peak, "total_steps": self.total_steps, "pct_start": self.pct_start, "div": self.div,
+            "div_final": self.div_final, "name": self.name,
+        }  # fmt: skip
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class WarmupStableDecay(LearningRateSchedule):
+    """Warm-up, stable, decay (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training
+    Beyond Fixed Training Durations"): a linear warm-up from 0 over ``warmup_steps``, ``peak``
+    until the last ``decay_steps``, which follow the (1 − sqrt) cooldown to 0 (formula in the
+    module doc).
+
+    Args:
+        peak: The stable rate (the grid rate), a finite number > 0.
+        total_steps: Steps of the run, an integer >= 2.
+        warmup_steps: Warm-up steps, an integer >= 1.
+        decay_steps: Cooldown steps, an integer >= 1; ``warmup_steps + decay_steps <= total_steps``.
+        name: Name scope of the ops.
+
+    Raises:
+        ValueError: naming the argument and the value received, if one is invalid.
+    """
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int, decay_steps: int, name: str = "WarmupStableDecay") -> None:
+        super().__init__()
+        self.peak = _check_rate("peak", peak)
+        self.total_steps = _check_count("total_steps", total_steps)
+        self.warmup_steps = _check_count("warmup_steps", warmup_steps)
+        self.decay_steps = _check_count("decay_steps", decay_steps)
+        if self.warmup_steps + self.decay_steps > self.total_steps:
+            raise ValueError(
+                f"warmup_steps + decay_steps must be at most total_steps, got {self.warmup_steps} + "
+                f"{self.decay_steps} > {self.total_steps}"
+            )
+        self.name = _check_name(name)
+
+    def __call__(self, step: Any) -> Any:
+        with keras.name_scope(self.name):
+            step = ops.cast(step, "float32")
+            decay_start = float(self.total_steps - self.decay_steps)
+            warmup = self.peak * step / float(self.warmup_steps)
+            # Clamped at 0 before the cooldown (the where() evaluates both sides).
+            into_decay = ops.maximum(step - decay_start, 0.0) / float(self.decay_steps)
+            cooldown = self.peak * (1.0 - ops.sqrt(ops.minimum(into_decay, 1.0)))
+            return ops.where(step < float(self.warmup_steps), warmup, ops.where(step < decay_start, self.peak, cooldown))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+            "decay_steps": self.decay_steps, "name": self.name,
+        }  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------
 # Building and evaluating schedules
 # --------------------------------------------------------------------------------------
@@ -171,6 +294,36 @@ def build_schedule(
 
     if kind == "cosine":
         return keras.optimizers.schedules.CosineDecay(peak, decay_steps=total_steps, alpha=float(options["alpha"]))
+
+    if kind == "onecycle":
+        return OneCycle(
+            peak, total_steps, pct_start=float(options["pct_start"]), div=float(options["div"]), div_final=float(options["div_final"])
+        )
+
+    if kind == "wsd":
+        warmup_steps = max(1, round(float(options["warmup_fraction"]) * total_steps))
+        decay_steps = max(1, round(float(options["decay_fraction"]) * total_steps))
+        if warmup_steps + decay_steps > total_steps:
+            raise ValueError(
+                f"schedule.{name}: warmup_fraction={options['warmup_fraction']!r} and decay_fraction="
+                f"{options['decay_fraction']!r} give {warmup_steps} + {decay_steps} steps of {total_steps} in all "
+                f"(steps_per_epoch={steps_per_epoch} x epochs={epochs})"
+            )
+        return WarmupStableDecay(peak, total_steps, warmup_steps, decay_steps)
+
+    if kind == "cosine_restarts":
+        return keras.optimizers.schedules.CosineDecayRestarts(
+            peak,
+            first_decay_steps=int(options["first_decay_epochs"]) * steps_per_epoch,
+            t_mul=float(options["t_mul"]),
+            m_mul=float(options["m_mul"]),
+            alpha=float(options["alpha"]),
+        )
+
+    if kind == "linear":
+        return keras.optimizers.schedules.PolynomialDecay(
+            peak, decay_steps=total_steps, end_learning_rate=float(options["alpha"]) * peak, power=1.0
+        )
 
     # warmup_constant and warmup_cosine. Python's round() rounds halves to even.
     fraction = float(options["warmup_fraction"])
