@@ -72,6 +72,9 @@ OPTIMIZER_TYPES: Dict[str, tuple[str, tuple[str, ...]]] = {
     "adagrad": ("Adagrad", ("initial_accumulator_value", "epsilon")),
     "adadelta": ("Adadelta", ("rho", "epsilon")),
     "lion": ("Lion", ("beta_1", "beta_2")),
+    # Schedule-free AdamW (Defazio et al. 2024; Keras >= 3.15): validation runs on its averaged
+    # weights (pipeline.training.optimizers.evaluation_weights).
+    "schedule_free": ("ScheduleFreeAdamW", ("beta_1", "beta_2", "epsilon")),
 }
 COMMON_OPTIMIZER_KNOBS = ("weight_decay", "clipnorm", "global_clipnorm")
 

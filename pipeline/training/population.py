@@ -56,6 +56,8 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from pipeline.training.optimizers import evaluation_weights
+
 #: The keys of a run config's ``training`` section that may differ between members.
 MEMBER_KEYS = ("lr", "seed")
 
@@ -394,7 +396,9 @@ class _Programs:
         train_logs = [_metrics(member.model) for member in self.members]
         for member in self.members:
             member.model.reset_metrics()
-        self._evaluate()
+        # Schedule-free AdamW members are evaluated on their averaged weights.
+        with evaluation_weights([member.model for member in self.members]):
+            self._evaluate()
         val_logs = [_metrics(member.model) for member in self.members]
         return [{"train": train, "val": val} for train, val in zip(train_logs, val_logs)]
 

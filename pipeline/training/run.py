@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from pipeline.config.schema import RESULTS_DIR
 from pipeline.io import write_atomic, write_json_atomic, write_yaml_atomic
-from pipeline.training.optimizers import build_optimizer
+from pipeline.training.optimizers import build_optimizer, evaluation_callback, is_schedule_free
 from pipeline.tables import HISTORY, RunStatus
 
 
@@ -135,6 +135,11 @@ def build_run(
         jit_compile=bool(training["xla"]),
         steps_per_execution=training["steps_per_execution"],
     )
+    if is_schedule_free(model.optimizer):
+        # Built now, eagerly: Keras 3.15's ScheduleFreeAdamW copies the weights into its
+        # momentum slots in build(); built inside fit's first traced step, that copy becomes
+        # part of the step and resets the slots at every step (the loss then never moves).
+        model.optimizer.build(model.trainable_variables)
     if state:
         try:
             restore_state(model, state)
@@ -206,7 +211,8 @@ def train_run(
             validation_batch_size=training["batch_size"],
             shuffle=False,  # the batches are already shuffled, by (seed, epoch)
             verbose=0,
-            callbacks=[epoch_shuffle, recorder, *callbacks, *state_savers],
+            # Schedule-free AdamW: validation on the averaged weights, restored before the epoch ends.
+            callbacks=[evaluation_callback(), epoch_shuffle, recorder, *callbacks, *state_savers],
         )
     return finish_run(
         run_config,
