@@ -34,7 +34,7 @@ def test_snakemake_command_carries_the_overrides_as_one_config_value():
 def test_help_lists_groups_and_cfg_job_prints_the_study(tmp_path):
     shown = lrstudy(tmp_path, "--help")
     assert shown.returncode == 0
-    assert "optimizer: adagrad, adam, momentum, rmsprop, sgd" in shown.stdout
+    assert "optimizer: adagrad, adam, adamw, lion, momentum, rmsprop, schedule_free, sgd" in shown.stdout
     composed = lrstudy(tmp_path, "study=smoke", "optimizer=[adam]", "--cfg", "job")
     assert composed.returncode == 0
     assert "name: smoke" in composed.stdout and "adam:" in composed.stdout and "momentum:" not in composed.stdout
