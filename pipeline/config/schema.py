@@ -92,6 +92,8 @@ SCHEDULE_TYPES: Dict[str, Dict[str, Any]] = {
     "wsd": {"warmup_fraction": 0.05, "decay_fraction": 0.2},
     "cosine_restarts": {"first_decay_epochs": None, "t_mul": 2.0, "m_mul": 1.0, "alpha": 0.0},
     "linear": {"alpha": 0.0},
+    # Keras' ReduceLROnPlateau on val_loss, with Keras' defaults.
+    "plateau": {"factor": 0.1, "patience": 10, "min_delta": 1e-4, "cooldown": 0, "min_lr": 0.0},
 }
 
 #: The range test's suggestion rules, by name, in fastai's order: fastai's four, exactly
@@ -161,7 +163,9 @@ class ScheduleConfig:
     al. 2024); ``cosine_restarts``: SGDR (Keras ``CosineDecayRestarts``), a first cycle of
     ``first_decay_epochs`` (unset: two cycles that end with training), each next ``t_mul`` times
     longer and ``m_mul`` times lower, down to ``alpha`` × its start; ``linear``: linear decay to
-    ``alpha`` × peak (Keras ``PolynomialDecay``, power 1). Formulas in
+    ``alpha`` × peak (Keras ``PolynomialDecay``, power 1); ``plateau``: the adaptive one,
+    Keras' ``ReduceLROnPlateau`` on ``val_loss`` from the grid rate (``factor``, ``patience``,
+    ``min_delta``, ``cooldown``, ``min_lr`` as Keras has them). Formulas in
     :mod:`pipeline.training.schedules`.
     """
 
@@ -178,6 +182,10 @@ class ScheduleConfig:
     first_decay_epochs: Optional[int] = constrained(None, COUNT)
     t_mul: Optional[float] = constrained(None, Interval(1, noun="a factor"))
     m_mul: Optional[float] = constrained(None, Interval(0, 1, closed="right"))
+    patience: Optional[int] = constrained(None, Interval(0, integer=True))
+    min_delta: Optional[float] = constrained(None, KNOB)
+    cooldown: Optional[int] = constrained(None, Interval(0, integer=True))
+    min_lr: Optional[float] = constrained(None, KNOB)
 
 
 def schedule_type_schema(kind: str) -> type:

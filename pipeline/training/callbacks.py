@@ -94,6 +94,41 @@ class RunRecorder(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Plateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras' ``ReduceLROnPlateau`` on ``val_loss`` (mode ``min``) for a ``plateau`` schedule,
+    with its state (best loss, wait, cooldown) carried across a resumption: a resumed run goes
+    on as if it had never stopped. Both engines run it at each epoch's end, after validation,
+    on the run's optimizer (whose rate is a variable); the history's ``lr`` is the rate after it.
+
+    Args:
+        options: The schedule's knobs (:func:`pipeline.training.schedules.plateau_options`).
+        state: What :meth:`state` returned at the last saved epoch, or None.
+    """
+
+    def __init__(self, options: Mapping[str, Any], state: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__(
+            monitor="val_loss",
+            mode="min",
+            factor=float(options["factor"]),
+            patience=int(options["patience"]),
+            min_delta=float(options["min_delta"]),
+            cooldown=int(options["cooldown"]),
+            min_lr=float(options["min_lr"]),
+            verbose=0,
+        )
+        self.restored = dict(state) if state else None
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        super().on_train_begin(logs)
+        if self.restored:
+            self.best, self.wait, self.cooldown_counter = self.restored["best"], self.restored["wait"], self.restored["cooldown_counter"]
+
+    def state(self) -> Dict[str, Any]:
+        """The counters to save with the run's state (JSON-able)."""
+        best = None if self.best is None else float(self.best)
+        return {"best": best, "wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter)}
+
+
 class PruningTrial(Protocol):
     """What :class:`PruningCallback` needs of a trial (an ``optuna.Trial`` has both)."""
 
@@ -147,7 +182,8 @@ def report_epoch(trial: PruningTrial, epoch: int, val_loss: float, epochs: int) 
 class EpochStateSaver(keras.callbacks.Callback):
     """Saves the run's state at every epoch end (:func:`pipeline.training.resume.save_state`).
 
-    Put it after the recorder, whose rows and divergence it saves.
+    Put it after the recorder, whose rows and divergence it saves (and a ``plateau``
+    schedule's counters, when given).
 
     Args:
         path: The state file.
@@ -158,7 +194,13 @@ class EpochStateSaver(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, path: Path, recorder: RunRecorder, meta: Mapping[str, Any], seconds_before: float, started: float
+        self,
+        path: Path,
+        recorder: RunRecorder,
+        meta: Mapping[str, Any],
+        seconds_before: float,
+        started: float,
+        plateau: Optional[Plateau] = None,
     ) -> None:
         super().__init__()
         self.path = path
@@ -166,6 +208,7 @@ class EpochStateSaver(keras.callbacks.Callback):
         self.meta = dict(meta)
         self.seconds_before = seconds_before
         self.started = started
+        self.plateau = plateau
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         save_state(
@@ -176,5 +219,6 @@ class EpochStateSaver(keras.callbacks.Callback):
                 "rows": self.recorder.rows,
                 "diverged_epoch": self.recorder.diverged_epoch,
                 "seconds": self.seconds_before + time.perf_counter() - self.started,
+                **({"plateau": self.plateau.state()} if self.plateau is not None else {}),
             },
         )

@@ -113,6 +113,8 @@ class Member:
     #: The rate the member's schedule gives at each step 0..total steps (float32).
     rates: Any = None
     reference_loss: float = math.nan
+    #: A ``plateau`` schedule's callback (pipeline.training.callbacks.Plateau), else None.
+    plateau: Any = None
     rows: List[Dict[str, float]] = field(default_factory=list)
     diverged_epoch: Optional[int] = None
     #: The epoch after which the caller stopped the member (a search's pruner), or None.
@@ -159,6 +161,9 @@ def _build_member(member: Member, arrays: Mapping[str, Any], reference_losses: D
         reference_losses.setdefault(seed, built.reference_loss)
     model = built.model
     member.schedule, member.reference_loss, member.steps_per_epoch = built.schedule, built.reference_loss, built.steps_per_epoch
+    member.plateau = built.plateau
+    if member.plateau is not None:
+        member.plateau.on_train_begin()
     # Keras makes the optimizer's and the metrics' variables lazily, at the first step; the
     # population's shared step needs every member's variables to exist before it is traced
     # (a restored state built the optimizer already).
@@ -345,7 +350,9 @@ class _Programs:
         train_captures = [train_step.bind(member.variables(), str(member.out_dir)) for member in self.members]
         test_captures = [test_step.bind(member.variables(), str(member.out_dir)) for member in self.members]
         arrays, batch_size = self.arrays, self.batch_size
-        rates = tf.constant(np.stack([member.rates for member in self.members], axis=1))
+        # Each epoch's block of rates is an argument: a plateau member's column is its current
+        # rate, known only once the epoch before it was validated.
+        self.table = np.stack([member.rates for member in self.members], axis=1).astype(np.float32)
         member_seeds = [int(member.training["seed"]) for member in self.members]
         seeds = sorted(set(member_seeds))
         x_train, y_train = tf.constant(arrays["x_train"]), tf.constant(arrays["y_train"])
@@ -354,7 +361,7 @@ class _Programs:
         steps, val_steps = -(-count // batch_size), -(-val_count // batch_size)
 
         @tf.function
-        def train_epoch(epoch: Any) -> None:
+        def train_epoch(epoch: Any, rates: Any) -> None:
             # Each seed's permutation of the training set in this epoch: the same stateless
             # shuffle as the per-run engine's (pipeline.training.resume.epoch_batches).
             orders = {
@@ -369,9 +376,8 @@ class _Programs:
                 for seed in seeds:
                     rows = orders[seed][start : start + batch_size]
                     batches[seed] = (tf.gather(x_train, rows), tf.gather(y_train, rows))
-                global_step = epoch * steps + step
                 for index, seed in enumerate(member_seeds):
-                    train_step([*batches[seed], rates[global_step, index]], train_captures[index])
+                    train_step([*batches[seed], rates[step, index]], train_captures[index])
 
         @tf.function
         def evaluate() -> None:
@@ -381,7 +387,8 @@ class _Programs:
                 for captures in test_captures:
                     test_step(batch, captures)
 
-        train_epoch.get_concrete_function(tf.TensorSpec([], tf.int64))
+        train_epoch.get_concrete_function(tf.TensorSpec([], tf.int64), tf.TensorSpec([steps, len(self.members)], tf.float32))
+        self.steps = steps
         evaluate.get_concrete_function()
         self._train_epoch, self._evaluate = train_epoch, evaluate
 
@@ -390,9 +397,15 @@ class _Programs:
         training and validation metrics, as ``fit`` reports them."""
         import tensorflow as tf
 
+        import keras
+
         for member in self.members:
             member.model.reset_metrics()
-        self._train_epoch(tf.constant(epoch, tf.int64))
+        block = self.table[epoch * self.steps : (epoch + 1) * self.steps].copy()
+        for index, member in enumerate(self.members):
+            if member.plateau is not None:
+                block[:, index] = np.float32(keras.ops.convert_to_numpy(member.model.optimizer.learning_rate))
+        self._train_epoch(tf.constant(epoch, tf.int64), tf.constant(block))
         train_logs = [_metrics(member.model) for member in self.members]
         for member in self.members:
             member.model.reset_metrics()
@@ -598,11 +611,17 @@ def _record_epoch(member: Member, epoch: int, log: Mapping[str, Mapping[str, flo
     its training loss is non-finite or above ``divergence_factor`` × its untrained loss."""
     import keras
 
+    if member.plateau is not None:
+        # Keras' ReduceLROnPlateau on the member's optimizer, as the per-run engine runs it.
+        member.plateau.on_epoch_end(epoch, {"val_loss": log["val"].get("loss", math.nan)})
+        rate = member.model.optimizer.learning_rate
+    else:
+        rate = member.schedule((epoch + 1) * member.steps_per_epoch)
     row = {
         "epoch": epoch + 1,
         # The rate the next update would use, as the per-run engine reads it from its
-        # optimizer: the member's own schedule at its step counter.
-        "lr": float(keras.ops.convert_to_numpy(member.schedule((epoch + 1) * member.steps_per_epoch))),
+        # optimizer: the member's own schedule at its step counter (or plateau's current rate).
+        "lr": float(keras.ops.convert_to_numpy(rate)),
         "loss": log["train"].get("loss", math.nan),
         "accuracy": log["train"].get("accuracy", math.nan),
         "val_loss": log["val"].get("loss", math.nan),
@@ -624,4 +643,5 @@ def _state_meta(member: Member) -> Dict[str, Any]:
         "rows": member.rows,
         "diverged_epoch": member.diverged_epoch,
         "seconds": member.seconds,
+        **({"plateau": member.plateau.state()} if member.plateau is not None else {}),
     }

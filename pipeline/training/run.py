@@ -88,6 +88,8 @@ class BuiltRun:
     schedule: Any
     reference_loss: float
     steps_per_epoch: int
+    #: A ``plateau`` schedule's callback (its counters restored from the state), else None.
+    plateau: Any = None
 
 
 def build_run(
@@ -114,14 +116,18 @@ def build_run(
 
     from pipeline.training.data import num_classes
     from pipeline.training.models import build_model
+    from pipeline.training.callbacks import Plateau
     from pipeline.training.resume import restore_state
-    from pipeline.training.schedules import build_schedule
+    from pipeline.training.schedules import build_schedule, plateau_options
 
     training = run_config["training"]
     keras.utils.set_random_seed(int(training["seed"]))
     x_train, y_train = arrays["x_train"], arrays["y_train"]
     steps_per_epoch = math.ceil(len(x_train) / training["batch_size"])
     schedule = build_schedule(run_config["schedule"], training["lr"], steps_per_epoch, training["epochs"])
+    adaptive = plateau_options(run_config["schedule"], training["epochs"])
+    # A plateau schedule's rate is set by its callback, so the optimizer holds a rate variable.
+    rate_from_schedule = rate_from_schedule and adaptive is None
     model = build_model(run_config["model"], x_train.shape[1:], num_classes(arrays))
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if state:
@@ -145,7 +151,10 @@ def build_run(
             restore_state(model, state)
         except ValueError as error:
             raise ValueError(f"{state_path}: {error}; delete it to train this run from the start") from error
-    return BuiltRun(model=model, schedule=schedule, reference_loss=reference_loss, steps_per_epoch=steps_per_epoch)
+    plateau = Plateau(adaptive, state.get("plateau") if state else None) if adaptive is not None else None
+    if plateau is not None:
+        plateau.set_model(model)
+    return BuiltRun(model=model, schedule=schedule, reference_loss=reference_loss, steps_per_epoch=steps_per_epoch, plateau=plateau)
 
 
 def train_run(
@@ -202,7 +211,7 @@ def train_run(
         state_savers = []
         if resumable:
             meta = {"config_hash": run_hash, "reference_loss": reference_loss}
-            state_savers = [EpochStateSaver(state_path, recorder, meta, seconds_before, started)]
+            state_savers = [EpochStateSaver(state_path, recorder, meta, seconds_before, started, built.plateau)]
         model.fit(
             batches,
             epochs=training["epochs"],
@@ -212,7 +221,8 @@ def train_run(
             shuffle=False,  # the batches are already shuffled, by (seed, epoch)
             verbose=0,
             # Schedule-free AdamW: validation on the averaged weights, restored before the epoch ends.
-            callbacks=[evaluation_callback(), epoch_shuffle, recorder, *callbacks, *state_savers],
+            # A plateau schedule lowers the rate before the recorder reads it.
+            callbacks=[evaluation_callback(), epoch_shuffle, *([built.plateau] if built.plateau else []), recorder, *callbacks, *state_savers],
         )
     return finish_run(
         run_config,

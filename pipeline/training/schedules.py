@@ -42,6 +42,10 @@ Schedule types (``peak`` is the grid rate, ``S`` = steps per epoch, ``T`` = tota
 ``linear``
     ``peak - (peak - alpha * peak) * s / T``: Keras ``PolynomialDecay(peak, T, alpha * peak,
     power=1)``.
+``plateau``
+    adaptive: ``peak`` to start with (:class:`Constant`); Keras' ``ReduceLROnPlateau`` on the
+    validation loss lowers it during training (:class:`pipeline.training.callbacks.Plateau`,
+    :func:`plateau_options`), so the rate a run used is known from its history only.
 
 Keras is imported at module level: only training code imports this module (the study
 configuration in :mod:`pipeline.config` stays TensorFlow-free).
@@ -274,7 +278,7 @@ def build_schedule(
     kind = options["type"]
     total_steps = steps_per_epoch * epochs
 
-    if kind == "constant":
+    if kind in ("constant", "plateau"):
         return Constant(peak)
 
     if kind == "step":
@@ -346,6 +350,16 @@ def build_schedule(
         warmup_target=peak,
         warmup_steps=warmup_steps,
     )
+
+
+def plateau_options(schedule: Mapping[str, Any], epochs: int) -> dict[str, Any] | None:
+    """The ``ReduceLROnPlateau`` knobs of a ``plateau`` schedule option (validated, defaults
+    filled in), or None for a schedule that is a formula of the step."""
+    if schedule.get("type") != "plateau":
+        return None
+    name = schedule.get("name", "plateau")
+    options = check_schedule(str(name), {key: value for key, value in schedule.items() if key != "name"}, epochs)
+    return {key: value for key, value in options.items() if key != "type"}
 
 
 def _as_steps(steps: int | Sequence[int]) -> np.ndarray:
