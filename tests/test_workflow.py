@@ -311,7 +311,7 @@ def test_lr_range_test_and_finder_centred_grid(tmp_path):
         assert sorted(runs.loc[runs["optimizer"] == optimizer, "lr"]) == pytest.approx(expected, rel=1e-12)
         assert expected[0] < suggestion < expected[-1]
     comparison = pd.read_csv(results / "finder_vs_grid.csv")
-    assert len(comparison) == 2 * 1 * 3  # optimizers x schedules x suggestion kinds
+    assert len(comparison) == 2 * 1 * 4  # optimizers x schedules x suggestion kinds (fastai's four)
     html = (results / "report.html").read_text()
     assert "LR range test" in html
 

@@ -395,9 +395,8 @@ class _Programs:
     def run_epoch(self, epoch: int) -> List[Dict[str, Dict[str, float]]]:
         """Train every member for epoch ``epoch`` (0-based) and evaluate it; each member's
         training and validation metrics, as ``fit`` reports them."""
-        import tensorflow as tf
-
         import keras
+        import tensorflow as tf
 
         for member in self.members:
             member.model.reset_metrics()
