@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import pandas as pd
 
 from pipeline.analysis.aggregate import rate_table
+from pipeline.analysis.confirm import confirm_row
 from pipeline.config.rates import override_rate
 from pipeline.config.schema import DiagnosisConfig
 from pipeline.tables import BEST, RUNS, RunStatus, Verdict
@@ -295,10 +296,7 @@ def study_warnings(
         epoch = _epoch_message(row, group, settings.get("epochs"), diagnosis) if len(group) else None
         if epoch is not None:
             messages.append(epoch)
-        confirmed = None
-        if confirm is not None:
-            cell = confirm[(confirm["optimizer"] == optimizer) & (confirm["schedule"] == schedule)]
-            confirmed = cell.iloc[0] if len(cell) else None
+        confirmed = confirm_row(confirm, optimizer, schedule)
         messages.append(("seeds_disagree", _seeds_message(row, group, settings.get("seeds"), confirmed) if len(group) else None))
         for kind, message in messages:
             if message is not None:

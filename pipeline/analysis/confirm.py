@@ -171,6 +171,14 @@ def plan_members(plan: Dict[str, Any], optimizer: str) -> List[List[Any]]:
     ]
 
 
+def confirm_row(confirm: Optional[pd.DataFrame], optimizer: str, schedule: str) -> Optional[pd.Series]:
+    """The ``confirm.csv`` row of one cell, or None (no table, or the cell was not confirmed)."""
+    if confirm is None:
+        return None
+    rows = confirm[(confirm["optimizer"] == optimizer) & (confirm["schedule"] == schedule)]
+    return rows.iloc[0] if len(rows) else None
+
+
 def plan_optimizers(plan: Dict[str, Any]) -> List[str]:
     """The optimizers with confirmation runs, sorted."""
     return sorted({member["optimizer"] for member in plan["members"]})

@@ -8,22 +8,15 @@ rate) and what the estimated optimum gave.
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List
 
 import pandas as pd
 
+from pipeline.analysis.confirm import confirm_row as confirm_row
 from pipeline.config.rates import rate_label, short_rate
 from pipeline.report.html import _e, _table
 from pipeline.tables import CONFIRM, Verdict
 from pipeline.values import is_finite
-
-
-def confirm_row(confirm: Optional[pd.DataFrame], optimizer: str, schedule: str) -> Optional[pd.Series]:
-    """The ``confirm.csv`` row of one cell, or None (no table, or the cell was not confirmed)."""
-    if confirm is None:
-        return None
-    rows = confirm[(confirm["optimizer"] == optimizer) & (confirm["schedule"] == schedule)]
-    return rows.iloc[0] if len(rows) else None
 
 
 def _number(value: object, digits: int = 3) -> str:
