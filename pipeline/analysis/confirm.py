@@ -123,7 +123,8 @@ def confirm_plan(
         ``{"seeds": [...], "cells": [{optimizer, schedule, lr, runner_up_lr, estimate_lr}],
         "methods": [{method, optimizer, schedule, lr}], "members": [{optimizer, schedule,
         lr}]}``: the members are every distinct (optimizer, schedule, rate) of the cells and
-        methods, sorted; each is trained on every seed. A rate no cell or method has is null.
+        methods, sorted; each is trained on every seed. ``runner_up_lr`` and ``estimate_lr`` are
+        null where a cell has no runner-up or no estimate.
     """
     RUNS.check(runs, RUNS_READ)
     BEST.check(best, BEST_READ)
