@@ -73,15 +73,27 @@ BEST_READ: List[str] = ["optimizer", "schedule", "lr", "best_val_loss_mean", "lr
 # --------------------------------------------------------------------------------------
 
 
-def confirmed_cells(best: pd.DataFrame, cells: str) -> pd.DataFrame:
-    """The rows of ``best.csv`` to confirm: those with a finite mean (a cell where every rate
-    diverged recommends nothing), all of them (``cells="all"``) or the lowest of each
-    optimizer (``"best"``), sorted by optimizer and schedule."""
+def ranked_cells(best: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``best.csv`` with a finite mean (a cell where every rate diverged
+    recommends nothing), lowest mean best ``val_loss`` first (ties by optimizer, schedule)."""
     finite = best[[is_finite(value) for value in best["best_val_loss_mean"]]]
+    return finite.sort_values(["best_val_loss_mean", "optimizer", "schedule"], kind="stable")
+
+
+def best_schedule_per_optimizer(best: pd.DataFrame) -> pd.DataFrame:
+    """Each optimizer's best row of ``best.csv`` (:func:`ranked_cells`), the study's winner first."""
+    return ranked_cells(best).groupby("optimizer", sort=False).head(1)
+
+
+def confirmed_cells(best: pd.DataFrame, cells: str) -> pd.DataFrame:
+    """The rows of ``best.csv`` to confirm: those with a finite mean, all of them
+    (``cells="all"``) or the lowest of each optimizer (``"best"``), sorted by optimizer and
+    schedule."""
     if cells == "best":
-        ranked = finite.sort_values(["best_val_loss_mean", "optimizer", "schedule"], kind="stable")
-        finite = ranked.groupby("optimizer", sort=False).head(1)
-    elif cells != "all":
+        finite = best_schedule_per_optimizer(best)
+    elif cells == "all":
+        finite = ranked_cells(best)
+    else:
         raise ValueError(f"cells={cells!r}; valid: all, best")
     return finite.sort_values(["optimizer", "schedule"], kind="stable").reset_index(drop=True)
 

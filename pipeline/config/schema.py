@@ -361,6 +361,23 @@ class FinderConfig:
     min_drop: float = constrained(0.05, DECAY)
 
 
+#: fastai's ``lr_find`` hands its suggestion rules the recorded curve from ``num_it // 10`` on,
+#: without its last 5 points (:func:`pipeline.finder.suggest.fastai_crop`).
+CROP_START_DIVISOR = 10
+CROP_END = 5
+
+
+def finder_points(finder: FinderConfig) -> int:
+    """The points a full ramp records, fastai's ``num_it``: one per step (``loss: train``), or
+    one per ``val_every`` steps (``loss: val``)."""
+    return finder.steps // finder.val_every if finder.loss == "val" else finder.steps
+
+
+def points_after_crop(points: int) -> int:
+    """How many of ``points`` recorded points fastai's crop keeps (0 at least)."""
+    return max(points - points // CROP_START_DIVISOR - CROP_END, 0)
+
+
 @dataclass
 class HpoConfig:
     """Hyperparameter optimisation of the rate with Optuna (``conf/hpo/``).

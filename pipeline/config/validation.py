@@ -34,6 +34,8 @@ from pipeline.config.schema import (
     ScheduleConfig,
     Study,
     StudyConfig,
+    finder_points,
+    points_after_crop,
 )
 
 # --------------------------------------------------------------------------------------
@@ -75,12 +77,12 @@ def finder_ramp_rises(finder: FinderConfig) -> None:
 
 def finder_leaves_points_to_suggest_from(finder: FinderConfig) -> None:
     # fastai's crop keeps points[points // 10 : -5]; the rules need 3 points of it.
-    points = finder.steps // finder.val_every if finder.loss == "val" else finder.steps
-    kept = points - points // 10 - 5
+    points = finder_points(finder)
+    kept = points_after_crop(points)
     if kept < 3:
         per = f" (one per finder.val_every={finder.val_every} steps)" if finder.loss == "val" else ""
         raise StudyConfigError(
-            f"finder.steps={finder.steps} leaves {max(kept, 0)} points after fastai's crop of its {points} points{per} "
+            f"finder.steps={finder.steps} leaves {kept} points after fastai's crop of its {points} points{per} "
             "(the first tenth and the last 5); at least 3 are needed to suggest from: 9 points or more"
         )
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from pipeline.config.rates import round_significant
-from pipeline.config.schema import SUGGESTIONS, FinderConfig
+from pipeline.config.schema import CROP_END, CROP_START_DIVISOR, SUGGESTIONS, FinderConfig, finder_points
 
 #: Fewest finite points any rule works from: below this a "curve" is a couple of numbers.
 MIN_POINTS = 3
@@ -89,12 +89,6 @@ def batch_indices(num_examples: int, batch_size: int, steps: int, seed: int) -> 
 # --------------------------------------------------------------------------------------
 # Suggestions: fastai's four rules, exactly (pure NumPy)
 # --------------------------------------------------------------------------------------
-
-#: fastai's ``lr_find`` hands its rules the recorded curve from ``num_it // 10`` on, without its
-#: last 5 points.
-CROP_START_DIVISOR = 10
-CROP_END = 5
-
 
 def fastai_crop(lr: ArrayLike, smooth: ArrayLike, num_it: int) -> Tuple[np.ndarray, np.ndarray]:
     """The curve fastai's suggestion rules see: ``lr_find`` crops the recorded rates and
@@ -198,15 +192,9 @@ def smoothing(settings: FinderConfig) -> float:
     return float(settings.beta) if settings.beta is not None else DEFAULT_BETA[settings.loss]
 
 
-def planned_points(settings: FinderConfig) -> int:
-    """The points a full ramp records, fastai's ``num_it``: one per step (``loss: train``), or
-    one per ``val_every`` steps (``loss: val``)."""
-    return settings.steps // settings.val_every if settings.loss == "val" else settings.steps
-
-
 def suggest(lr: ArrayLike, smooth: ArrayLike, settings: FinderConfig) -> Dict[str, Any]:
     """Every suggestion of one recorded curve, as fastai's ``lr_find`` computes them (its
-    crop, :func:`fastai_crop`, with ``num_it`` = :func:`planned_points`, then each rule), and the
+    crop, :func:`fastai_crop`, with ``num_it`` = :func:`pipeline.config.schema.finder_points`, then each rule), and the
     reason when there are none.
 
     Returns ``{"valley", "slide", "minimum", "steep", "reason"}``. Two guards of ours, where
@@ -217,7 +205,7 @@ def suggest(lr: ArrayLike, smooth: ArrayLike, settings: FinderConfig) -> Dict[st
     cannot learn); all four suggestions are then ``None``. ``slide`` is ``None`` on its own on
     a curve too short for it.
     """
-    rates, losses = fastai_crop(lr, smooth, planned_points(settings))
+    rates, losses = fastai_crop(lr, smooth, finder_points(settings))
     none: Dict[str, Any] = {name: None for name in SUGGESTIONS}
     usable = np.isfinite(rates) & (rates > 0) & np.isfinite(losses)
     if int(usable.sum()) < MIN_POINTS:

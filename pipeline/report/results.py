@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipeline.analysis.advice import StudyWarning, diverged_by_schedule
 from pipeline.config.rates import rate_label, short_rate
+from pipeline.analysis.confirm import best_schedule_per_optimizer
 from pipeline.report.confirm import confirm_row, confirmation_clause, seeds_text
 from pipeline.report.html import _e, _mean_std, _table, fit_badge
 from pipeline.values import is_finite
@@ -126,11 +127,9 @@ def headline(best: pd.DataFrame, confirm: Optional[pd.DataFrame] = None) -> str:
     each other optimizer's best schedule, its rate as a multiple of the winner's, its loss and
     its verdict.
     """
-    finite = best[[is_finite(value) for value in best["best_val_loss_mean"]]]
-    if finite.empty:
+    per_optimizer = best_schedule_per_optimizer(best)
+    if per_optimizer.empty:
         return "No optimizer and schedule reached a finite best val_loss: there is no rate to recommend (see the diverged runs)."
-    ranked = finite.sort_values(["best_val_loss_mean", "optimizer", "schedule"], kind="stable")
-    per_optimizer = ranked.groupby("optimizer", sort=False).head(1)
     winner = per_optimizer.iloc[0]
     text = (
         f"{winner['optimizer']} with the {winner['schedule']} schedule at {_rate_phrase(winner)} reached the lowest "
