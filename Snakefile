@@ -17,6 +17,7 @@ wildcard_constraints:
     schedule="[A-Za-z0-9][A-Za-z0-9_.-]*",
     seed="[0-9]+",
     part="[0-9]+",
+    batch="[0-9]+",
 
 
 report: "report/workflow.rst"
@@ -37,6 +38,7 @@ rule all:
         f"{STUDY_DIR}/best.csv",
         f"{STUDY_DIR}/report.html",
         *([CONFIRM_FILES["table"]] if CONFIRM_ON else []),
+        *(BATCH_FILES.values() if BATCH_SIZES_ON else []),
 
 
 rule study_config:
@@ -141,4 +143,5 @@ rule aggregate:
 include: "rules/finder.smk"
 include: "rules/hpo.smk"
 include: "rules/confirm.smk"
+include: "rules/batch.smk"
 include: "rules/figures.smk"

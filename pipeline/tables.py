@@ -72,6 +72,24 @@ class Verdict(StrEnum):
     NO_RUNNER_UP = "no runner-up"
 
 
+class ScalingRule(StrEnum):
+    """Which rule the best rate follows across batch sizes (``rule`` in ``batch_scaling.csv``,
+    :mod:`pipeline.analysis.batch`)."""
+
+    #: best rate ∝ batch size (Goyal et al. 2017).
+    LINEAR = "linear"
+    #: best rate ∝ sqrt(batch size) (Malladi et al. 2022).
+    SQRT = "sqrt"
+    #: the best rate does not move with the batch size.
+    CONSTANT = "constant"
+    #: the exponent's interval holds more than one of the rules above.
+    UNDECIDED = "undecided"
+    #: the exponent's interval holds none of them.
+    OTHER = "other"
+    #: no exponent: fewer than two batch sizes reached a finite loss.
+    NONE = "none"
+
+
 class TrialState(StrEnum):
     """A search trial's state (``state`` in ``trials.csv``): Optuna's state names, lower case."""
 
@@ -333,7 +351,32 @@ CONFIRM = _schema(
     ],
 )  # fmt: skip
 
+#: One row per optimizer × schedule × batch size of the batch-size question
+#: (``batch_sizes.csv``, :mod:`pipeline.analysis.batch`): the recommended grid rate at that batch
+#: size and ``lr_fit``, the rate the scaling fit uses.
+BATCH_SIZES = _schema(
+    "batch_sizes",
+    [
+        ("optimizer", STR), ("schedule", STR), ("batch_size", INT), ("lr", FLOAT), ("lr_fit", FLOAT),
+        ("best_val_loss_mean", FLOAT), ("best_val_loss_std", FLOAT), ("best_val_accuracy_mean", FLOAT),
+        ("seeds", INT), ("diverged_fraction", FLOAT), ("edge", STR),
+    ],
+)  # fmt: skip
+
+#: One row per optimizer × schedule of the batch-size question (``batch_scaling.csv``): the
+#: exponent ``k`` of ``best rate ∝ batch_size**k``, its bootstrap interval over seeds and the
+#: :class:`ScalingRule` it follows; ``batch_sizes`` lists the sizes, space-separated.
+BATCH_SCALING = _schema(
+    "batch_scaling",
+    [
+        ("optimizer", STR), ("schedule", STR), ("batch_sizes", STR), ("seeds", INT), ("exponent", FLOAT),
+        ("exponent_low", FLOAT), ("exponent_high", FLOAT), ("rate_per_doubling", FLOAT), ("rule", STR), ("note", STR),
+    ],
+)  # fmt: skip
+
 #: Every table, by name.
 SCHEMAS: Dict[str, TableSchema] = {
-    schema.name: schema for schema in (HISTORY, RUNS, CURVES, BEST, TRIALS, FINDER, FINDER_VS_GRID, METHODS, CONFIRM)
+    schema.name: schema for schema in (
+        HISTORY, RUNS, CURVES, BEST, TRIALS, FINDER, FINDER_VS_GRID, METHODS, CONFIRM, BATCH_SIZES, BATCH_SCALING
+    )
 }

@@ -47,6 +47,10 @@ CONFIRM = STUDY.settings.confirm
 CONFIRM_ON = bool(CONFIRM.seeds)
 CONFIRM_DIR = f"{STUDY_DIR}/confirm"
 CONFIRM_FILES = {"plan": f"{CONFIRM_DIR}/plan.json", "runs": f"{CONFIRM_DIR}/runs.csv", "table": f"{STUDY_DIR}/confirm.csv"}
+# The batch-size question (study.batch_sizes; [] = none): rules/batch.smk.
+BATCH_SIZES_ON = bool(STUDY.batch_sizes)
+BATCH_DIR = f"{STUDY_DIR}/batch"
+BATCH_FILES = {"sizes": f"{STUDY_DIR}/batch_sizes.csv", "scaling": f"{STUDY_DIR}/batch_scaling.csv"}
 
 
 def rates_for(optimizer):
@@ -105,6 +109,29 @@ def population_train_spec(wildcards):
     """The JSON spec of one population job: a change in it reruns just that job."""
     members = population_parts_for(wildcards.optimizer)[int(wildcards.part)]
     return json.dumps(population_spec(STUDY, wildcards.optimizer, members))
+
+
+def batch_runs_file(size):
+    """The runs table of one batch size of the batch-size question: the grid's own runs.csv
+    for study.batch_size, batch/b<size>/runs.csv for the others."""
+    return f"{STUDY_DIR}/runs.csv" if int(size) == STUDY.settings.batch_size else f"{BATCH_DIR}/b{size}/runs.csv"
+
+
+def batch_manifests(wildcards):
+    """Every training job's manifest at one other batch size: the grid's jobs, one per optimizer and part."""
+    return [
+        f"{BATCH_DIR}/b{wildcards.batch}/populations/{optimizer}/part{part}.json"
+        for optimizer in STUDY.optimizers
+        for part in range(len(population_parts_for(optimizer)))
+    ]
+
+
+def batch_train_spec(wildcards):
+    """The JSON spec of one job of the batch-size question: the grid's population spec at another
+    batch size, run folders under batch/b<size>/."""
+    members = population_parts_for(wildcards.optimizer)[int(wildcards.part)]
+    root = f"{BATCH_DIR}/b{wildcards.batch}"
+    return json.dumps(population_spec(STUDY, wildcards.optimizer, members, root=root, batch_size=int(wildcards.batch)))
 
 
 def confirm_plan_data():

@@ -16,13 +16,16 @@ FIGURE_INPUT_FILES = {
     "finder": FINDER_FILES["curves"],
     "suggestions": FINDER_FILES["suggestions"],
     "trials": expand(f"{HPO_DIR}/{{search}}/trials.csv", search=SEARCHES),
+    "batch_sizes": BATCH_FILES["sizes"],
+    "batch_scaling": BATCH_FILES["scaling"],
 }
 # The figures of this study, in reading order: the searches' two join with hyperparameter searches,
-# and so does the method comparison.
-REPORT_FIGURES = study_figures(with_searches=bool(SEARCHES))
+# and so does the method comparison; the batch-size figure and tables with study.batch_sizes.
+REPORT_FIGURES = study_figures(with_searches=bool(SEARCHES), with_batch_sizes=BATCH_SIZES_ON)
 REPORT_EXTRA = {
     **({"methods": f"{STUDY_DIR}/methods.csv"} if SEARCHES else {}),
     **({"confirm": CONFIRM_FILES["table"]} if CONFIRM_ON else {}),
+    **(BATCH_FILES if BATCH_SIZES_ON else {}),
 }
 
 
@@ -68,10 +71,11 @@ rule report_html:
         figures=" ".join(f"--figure {figure}={STUDY_DIR}/figures/{figure}.png" for figure in REPORT_FIGURES),
         methods=f"--methods {STUDY_DIR}/methods.csv" if SEARCHES else "",
         confirm=f"--confirm {CONFIRM_FILES['table']}" if CONFIRM_ON else "",
+        batch=f"--batch {BATCH_FILES['sizes']} {BATCH_FILES['scaling']}" if BATCH_SIZES_ON else "",
     log:
         f"{STUDY_DIR}/logs/report.log",
     conda:
         "../envs/pipeline.yaml"
     shell:
         "python -m pipeline.report --runs {input.runs} --best {input.best} --config {input.config}"
-        " {params.figures} --finder-table {input.finder} {params.methods} {params.confirm} --out {output} > {log} 2>&1"
+        " {params.figures} --finder-table {input.finder} {params.methods} {params.confirm} {params.batch} --out {output} > {log} 2>&1"

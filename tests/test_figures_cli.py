@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 from figures_synthetic import CONFIG, make_best, make_curves, make_finder, make_runs, make_suggestions
+from batch_synthetic import synthetic_runs
 from hpo_synthetic import make_trials
 
+from pipeline.analysis.batch import batch_scaling_table, batch_sizes_table
 from pipeline.figures.cli import build_parser, main
 from pipeline.figures.registry import FIGURES
 
@@ -30,6 +32,7 @@ INPUTS: Dict[str, List[str]] = {
     "finder_curves": ["finder", "suggestions"],
     "hpo_history": ["trials", "runs"],
     "hpo_trials": ["trials", "runs"],
+    "batch_scaling": ["batch_sizes", "batch_scaling"],
 }
 
 #: The study's file(s) of each input flag; the range test's inputs take one file per optimizer,
@@ -42,6 +45,8 @@ FILES: Dict[str, List[str]] = {
     "finder": ["finder/adam/finder.csv", "finder/sgd/finder.csv"],
     "suggestions": ["finder/adam/suggestions.json", "finder/sgd/suggestions.json"],
     "trials": ["hpo/random/trials.csv", "hpo/tpe_median/trials.csv"],
+    "batch_sizes": ["batch_sizes.csv"],
+    "batch_scaling": ["batch_scaling.csv"],
 }
 
 
@@ -71,6 +76,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for search in ("random", "tpe_median"):
         (root / "hpo" / search).mkdir(parents=True)
         make_trials(search).to_csv(root / "hpo" / search / "trials.csv", index=False)
+    runs_by_size = synthetic_runs(0.5, cells=[("adam", "constant"), ("adam", "cosine"), ("sgd", "constant")])
+    batch_sizes_table(runs_by_size).to_csv(root / "batch_sizes.csv", index=False)
+    batch_scaling_table(runs_by_size).to_csv(root / "batch_scaling.csv", index=False)
     return root
 
 

@@ -17,6 +17,7 @@ from snakemake.settings.types import ConfigSettings, OutputSettings, Quietness, 
 
 from pipeline.figures.registry import (
     FIGURES,
+    BATCH_FIGURE,
     FINDER_FIGURE,
     HPO_FIGURES,
     INPUTS,
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 READING_ORDER = [
     "lr_sensitivity", "fitting_map", "learning_curves", "generalisation_gap", "schedule_shapes",
-    "schedule_comparison", "cost_to_target", "finder_curves", "hpo_history", "hpo_trials",
+    "schedule_comparison", "cost_to_target", "finder_curves", "hpo_history", "hpo_trials", "batch_scaling",
 ]  # fmt: skip
 
 
@@ -38,8 +39,11 @@ def test_reading_order_and_sections() -> None:
     assert all(name == spec.name for name, spec in FIGURES.items())
     assert FINDER_FIGURE == "finder_curves"
     assert HPO_FIGURES == ("hpo_history", "hpo_trials")
-    assert study_figures(with_searches=True) == READING_ORDER
-    assert study_figures(with_searches=False) == READING_ORDER[:-2]
+    assert BATCH_FIGURE == "batch_scaling"
+    assert study_figures(with_searches=True, with_batch_sizes=True) == READING_ORDER
+    assert study_figures(with_searches=True) == READING_ORDER[:-1]
+    assert study_figures(with_searches=False) == READING_ORDER[:-3]
+    assert study_figures(with_searches=False, with_batch_sizes=True) == [*READING_ORDER[:-3], "batch_scaling"]
 
 
 def test_categories_are_numbered_in_reading_order() -> None:
@@ -54,6 +58,7 @@ def test_categories_are_numbered_in_reading_order() -> None:
         "finder_curves": "5. LR range test",
         "hpo_history": "6. Hyperparameter search",
         "hpo_trials": "6. Hyperparameter search",
+        "batch_scaling": "7. Batch size",
     }
 
 

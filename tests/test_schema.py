@@ -230,6 +230,12 @@ CROSS_CASES = {
         StudyConfig(seeds=[0, 1], confirm=ConfirmConfig(seeds=[1, 2])),
         "study.confirm.seeds=[1, 2] reuses grid seed(s) [1] of study.seeds=[0, 1]",
     ),
+    "batch_sizes_ask_a_question": (
+        "study",
+        StudyConfig(batch_size=64, batch_sizes=[64]),
+        "study.batch_sizes=[64] holds no batch size but study.batch_size=64, the grid's own: add another, "
+        "e.g. study.batch_sizes=[64,128]",
+    ),
 }
 
 

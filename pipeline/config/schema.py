@@ -277,6 +277,14 @@ class StudyConfig:
     )
     epochs: int = constrained(30, COUNT)
     batch_size: int = constrained(128, COUNT)
+    #: The batch-size question (:mod:`pipeline.analysis.batch`): the grid is trained again at
+    #: each of these batch sizes (every optimizer, schedule, seed and rate; run folders under
+    #: ``batch/b<size>/``), and the study reports the best rate per batch size and the fitted
+    #: exponent ``k`` of ``best rate ∝ batch_size**k`` (linear: k = 1, square root: k = 0.5).
+    #: ``batch_size`` is always one of them (its runs are the grid's own); ``[]``: no question.
+    batch_sizes: List[int] = constrained(
+        dataclasses.MISSING, Unique(), Items(rule=Interval(1, integer=True)), default_factory=list
+    )
     #: How a training job trains its runs: ``population`` (all of them as one compiled program,
     #: pipeline/training/population.py; the same answers, 2.3-3.2x faster on the MLP and CNN) or
     #: ``per_run`` (one ``model.fit`` after another: the reference, and for models too big to
@@ -523,17 +531,29 @@ class Study:
             "overrides": self.overrides,
         }
 
-    def run_config(self, optimizer: str, schedule: str, seed: int, lr: float) -> Dict[str, Any]:
-        """The complete configuration of one training run (what its ``config.yaml`` holds)."""
+    def run_config(
+        self, optimizer: str, schedule: str, seed: int, lr: float, batch_size: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """The complete configuration of one training run (what its ``config.yaml`` holds);
+        ``batch_size`` other than ``study.batch_size`` for the runs of the batch-size question."""
+        settings = self.settings if batch_size is None else dataclasses.replace(self.settings, batch_size=int(batch_size))
         return make_run_config(
             dataset=self.dataset,
             model=self.model,
             optimizer={"name": optimizer, **self.optimizers[optimizer]},
             schedule={"name": schedule, **self.schedules[schedule]},
-            settings=self.settings,
+            settings=settings,
             seed=seed,
             lr=lr,
         )
+
+    @property
+    def batch_sizes(self) -> List[int]:
+        """The batch sizes the batch-size question compares, ascending (``study.batch_size``
+        among them), or ``[]`` when the study asks no such question."""
+        if not self.settings.batch_sizes:
+            return []
+        return sorted({*self.settings.batch_sizes, self.settings.batch_size})
 
 
 def make_run_config(

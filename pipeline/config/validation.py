@@ -63,6 +63,15 @@ def confirm_seeds_are_fresh(settings: StudyConfig) -> None:
         )
 
 
+def batch_sizes_ask_a_question(settings: StudyConfig) -> None:
+    if settings.batch_sizes and set(settings.batch_sizes) <= {settings.batch_size}:
+        raise StudyConfigError(
+            f"study.batch_sizes={list(settings.batch_sizes)} holds no batch size but study.batch_size="
+            f"{settings.batch_size}, the grid's own: add another, e.g. study.batch_sizes="
+            f"[{settings.batch_size},{2 * settings.batch_size}], or [] for no batch-size question"
+        )
+
+
 def early_best_before_late_best(diagnosis: DiagnosisConfig) -> None:
     if diagnosis.early_best >= diagnosis.late_best:
         raise StudyConfigError(
@@ -99,7 +108,7 @@ def search_bounds_are_ordered(hpo: HpoConfig) -> None:
 
 #: The cross-field checks of each schema, run after its field constraints.
 CROSS_CHECKS: Dict[type, tuple[Callable[[Any], None], ...]] = {
-    StudyConfig: (gpu_model_needs_a_gpu, grid_bounds_are_ordered, confirm_seeds_are_fresh),
+    StudyConfig: (gpu_model_needs_a_gpu, grid_bounds_are_ordered, confirm_seeds_are_fresh, batch_sizes_ask_a_question),
     DiagnosisConfig: (early_best_before_late_best,),
     FinderConfig: (finder_ramp_rises, finder_leaves_points_to_suggest_from),
     HpoConfig: (searches_have_pruners, search_bounds_are_ordered),

@@ -32,8 +32,9 @@ from typing import Any, Callable, Dict, List, Literal
 CAPTIONS_DIR = Path(__file__).resolve().parent / "captions"
 
 #: Where a figure is shown in the HTML report: among the study's figures, inside the LR range
-#: test section, or inside the hyperparameter search section.
-Section = Literal["study", "finder", "search"]
+#: test section, inside the hyperparameter search section, or inside the batch-size section
+#: (drawn only for a study with ``study.batch_sizes``).
+Section = Literal["study", "finder", "search", "batch"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ INPUTS: Dict[str, InputSpec] = {
     "finder": InputSpec("finder.csv of each optimizer's LR range test (one or more)", multiple=True),
     "suggestions": InputSpec("suggestions.json of each optimizer's LR range test (one or more)", multiple=True),
     "trials": InputSpec("trials.csv of each hyperparameter search (one or more)", multiple=True),
+    "batch_sizes": InputSpec("batch_sizes.csv of the batch-size question"),
+    "batch_scaling": InputSpec("batch_scaling.csv of the batch-size question"),
 }
 
 
@@ -192,6 +195,15 @@ FIGURES: Dict[str, FigureSpec] = _figures(
         draw="pipeline.figures.hpo:draw_hpo_trials",
         section="search",
     ),
+    FigureSpec(
+        name="batch_scaling",
+        title="Best rate against batch size",
+        category="Batch size",
+        inputs=("batch_sizes", "batch_scaling"),
+        table="pipeline.figures.batch:batch_scaling_table",
+        draw="pipeline.figures.batch:draw_batch_scaling",
+        section="batch",
+    ),
 )
 
 #: The figure shown inside the HTML report's LR range test section.
@@ -212,6 +224,12 @@ def category_label(name: str) -> str:
     return f"{categories.index(category) + 1}. {category}"
 
 
-def study_figures(with_searches: bool) -> List[str]:
-    """The figures a study draws, in reading order: the search figures only with searches."""
-    return [name for name, spec in FIGURES.items() if with_searches or spec.section != "search"]
+#: The figure shown inside the HTML report's batch-size section.
+(BATCH_FIGURE,) = [name for name, spec in FIGURES.items() if spec.section == "batch"]
+
+
+def study_figures(with_searches: bool, with_batch_sizes: bool = False) -> List[str]:
+    """The figures a study draws, in reading order: the search figures only with searches, the
+    batch-size figure only with ``study.batch_sizes``."""
+    wanted = {"search": with_searches, "batch": with_batch_sizes}
+    return [name for name, spec in FIGURES.items() if wanted.get(spec.section, True)]

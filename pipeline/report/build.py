@@ -18,8 +18,9 @@ No TensorFlow import here: the report is built by a light job from the CSV files
 This module assembles the page and holds the command line; the sections live by meaning in
 :mod:`pipeline.report.results` (the recommended rates, the schedule sentences, the warnings,
 the diverged runs), :mod:`pipeline.report.figures` (captions, order and embedding of the
-figures), :mod:`pipeline.report.finder` (the LR range test section) and
-:mod:`pipeline.report.methods` (the hyperparameter search section), all built from the blocks
+figures), :mod:`pipeline.report.finder` (the LR range test section),
+:mod:`pipeline.report.methods` (the hyperparameter search section) and
+:mod:`pipeline.report.batch` (the batch-size section), all built from the blocks
 of :mod:`pipeline.report.html` (CSS, escaping, tables, badges, rates).
 
 Command line::
@@ -29,6 +30,7 @@ Command line::
         [--figure finder_curves=figures/finder_curves.png --finder-table finder_vs_grid.csv] \\
         [--figure hpo_history=figures/hpo_history.png --figure hpo_trials=figures/hpo_trials.png \\
          --methods methods.csv] \\
+        [--figure batch_scaling=figures/batch_scaling.png --batch batch_sizes.csv batch_scaling.csv] \\
         --out report.html
 """
 
@@ -44,8 +46,9 @@ import yaml
 
 from pipeline.analysis.advice import study_warnings
 from pipeline.io import write_text_atomic
+from pipeline.report.batch import batch_html
 from pipeline.report.confirm import confirm_html
-from pipeline.report.figures import FINDER_FIGURE, HPO_FIGURES, _figure_html, _ordered_figures
+from pipeline.report.figures import BATCH_FIGURE, FINDER_FIGURE, HPO_FIGURES, _figure_html, _ordered_figures
 from pipeline.report.finder import _finder_html
 from pipeline.report.html import _CSS, _FIT_CSS, _e, _table
 from pipeline.report.methods import _methods_html
@@ -59,7 +62,7 @@ from pipeline.report.results import (
     schedule_comparison,
     sensitivity_sentence,
 )
-from pipeline.tables import BEST, CONFIRM, FINDER_VS_GRID, METHODS, RUNS, RunStatus
+from pipeline.tables import BATCH_SCALING, BATCH_SIZES, BEST, CONFIRM, FINDER_VS_GRID, METHODS, RUNS, RunStatus
 
 
 def _study_name(study: Mapping[str, Any]) -> str:
@@ -102,6 +105,7 @@ def build_report(
     finder: Optional[pd.DataFrame] = None,
     methods: Optional[pd.DataFrame] = None,
     confirm: Optional[pd.DataFrame] = None,
+    batch: Optional[tuple[pd.DataFrame, pd.DataFrame]] = None,
 ) -> str:
     """Build the study report as one self-contained HTML page.
 
@@ -130,6 +134,10 @@ def build_report(
             :mod:`pipeline.analysis.confirm`); when given, the headline says what it found,
             a "Confirmation on fresh seeds" section follows the recommended rates, and the
             "seeds disagree" warnings give its verdicts.
+        batch: The batch-size question (``batch_sizes.csv`` and ``batch_scaling.csv`` of
+            :mod:`pipeline.analysis.batch`); when given, a "Batch size" section follows the
+            others, with the ``batch_scaling`` figure. Without it that figure, if given, is
+            shown among the figures.
 
     Returns:
         The HTML page.
@@ -174,7 +182,11 @@ def build_report(
         parts.append(confirm_html(confirm))
     parts += ['<h2 id="warnings">Warnings</h2>', _warnings_html(study_warnings(runs, best, study, confirm))]
 
-    moved = ({FINDER_FIGURE} if finder is not None else set()) | (set(HPO_FIGURES) if methods is not None else set())
+    moved = (
+        ({FINDER_FIGURE} if finder is not None else set())
+        | (set(HPO_FIGURES) if methods is not None else set())
+        | ({BATCH_FIGURE} if batch is not None else set())
+    )
     shown = {key: value for key, value in figures.items() if key not in moved}
     parts += [_figure_html(figure_name, Path(path)) for figure_name, path in _ordered_figures(shown)]
     if finder is not None:
@@ -182,6 +194,9 @@ def build_report(
         parts.append(_finder_html(finder, Path(finder_figure) if finder_figure is not None else None))
     if methods is not None:
         parts.append(_methods_html(methods, figures))
+    if batch is not None:
+        batch_figure = figures.get(BATCH_FIGURE)
+        parts.append(batch_html(*batch, Path(batch_figure) if batch_figure is not None else None))
 
     status = runs["status"]
     total, ok, diverged = len(runs), int((status == RunStatus.OK).sum()), int((status == RunStatus.DIVERGED).sum())
@@ -246,6 +261,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         default=None,
         help="confirm.csv (python -m pipeline.analysis.confirm): adds the confirmation on fresh seeds",
     )
+    parser.add_argument(
+        "--batch",
+        type=Path,
+        nargs=2,
+        default=None,
+        metavar=("BATCH_SIZES", "BATCH_SCALING"),
+        help="batch_sizes.csv and batch_scaling.csv (python -m pipeline.analysis.batch): adds the batch-size section",
+    )
     parser.add_argument("--out", type=Path, required=True, help="HTML file to write")
     args = parser.parse_args(argv)
 
@@ -262,6 +285,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         finder=FINDER_VS_GRID.read(args.finder_table) if args.finder_table is not None else None,
         methods=METHODS.read(args.methods) if args.methods is not None else None,
         confirm=CONFIRM.read(args.confirm) if args.confirm is not None else None,
+        batch=(BATCH_SIZES.read(args.batch[0]), BATCH_SCALING.read(args.batch[1])) if args.batch is not None else None,
     )
     write_text_atomic(args.out, page)
 

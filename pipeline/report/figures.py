@@ -3,8 +3,8 @@
 Each figure is embedded in the page as a base64 data URI, so the report needs no file beside
 it. Titles, captions and the reading order are those of :data:`pipeline.figures.registry.FIGURES`;
 each caption is the registry's reStructuredText, rendered by docutils as Snakemake's report
-renders the same file. The LR range test and the hyperparameter search sections show their own
-figures (:data:`FINDER_FIGURE`, :data:`HPO_FIGURES`) inside them with :func:`_section_figure`;
+renders the same file. The LR range test, the hyperparameter search and the batch-size sections
+show their own figures (:data:`FINDER_FIGURE`, :data:`HPO_FIGURES`, :data:`BATCH_FIGURE`) inside them with :func:`_section_figure`;
 the others are shown in registry order with :func:`_figure_html`, and figures of other names
 after them, titled by their name.
 
@@ -21,10 +21,10 @@ from typing import Dict, List, Mapping
 from docutils.core import publish_parts
 from docutils.writers.html5_polyglot import Writer as Html5Writer
 
-from pipeline.figures.registry import FIGURES, FINDER_FIGURE, HPO_FIGURES
+from pipeline.figures.registry import BATCH_FIGURE, FIGURES, FINDER_FIGURE, HPO_FIGURES
 from pipeline.report.html import _e
 
-__all__ = ["FINDER_FIGURE", "HPO_FIGURES", "caption_html"]
+__all__ = ["BATCH_FIGURE", "FINDER_FIGURE", "HPO_FIGURES", "caption_html"]
 
 #: docutils settings for a caption: no user configuration files, and a malformed caption
 #: (a docutils warning) raises instead of printing an error box into the page.

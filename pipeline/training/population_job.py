@@ -93,12 +93,20 @@ def population_parts(members: Sequence[Any], size: int) -> List[List[Any]]:
     return [members[start : start + size] for start in range(0, len(members), size)] if members else []
 
 
-def population_spec(study: Any, optimizer: str, members: Sequence[Sequence[Any]], root: Optional[str] = None) -> Dict[str, Any]:
+def population_spec(
+    study: Any,
+    optimizer: str,
+    members: Sequence[Sequence[Any]],
+    root: Optional[str] = None,
+    batch_size: Optional[int] = None,
+) -> Dict[str, Any]:
     """What a population training job needs, as plain JSON-able data (the job's ``--spec``): one
     base run config per schedule, and the members as ``[schedule, seed, lr]``. The run folders
     live under ``<root>/runs/`` (default: the study's folder; the confirmation on fresh seeds
-    uses ``<study>/confirm``). With ``study.engine=per_run`` the bases carry no population mark
-    and the job trains its members run by run."""
+    uses ``<study>/confirm``, the batch-size question ``<study>/batch/b<size>``). ``batch_size``:
+    the members' batch size, default ``study.batch_size`` (one per job: it sets the steps per
+    epoch of the whole program). With ``study.engine=per_run`` the bases carry no population
+    mark and the job trains its members run by run."""
     from pipeline.config.schema import study_dir
 
     schedules = sorted({member[0] for member in members})
@@ -109,7 +117,10 @@ def population_spec(study: Any, optimizer: str, members: Sequence[Sequence[Any]]
         "optimizer": optimizer,
         "deterministic": study.settings.deterministic,
         "memory_mb": study.settings.population_memory_mb,
-        "bases": {schedule: study.run_config(optimizer, schedule, int(first[1]), float(first[2])) for schedule in schedules},
+        "bases": {
+            schedule: study.run_config(optimizer, schedule, int(first[1]), float(first[2]), batch_size=batch_size)
+            for schedule in schedules
+        },
         "members": [list(member) for member in members],
     }
 
