@@ -120,6 +120,25 @@ def test_config_hash_ignores_the_study_name_but_not_settings():
     assert config_hash(base) != config_hash(study.run_config("adam", "constant", 0, 0.02))
 
 
+def test_the_batch_size_question_crosses_batch_sizes_with_the_grid():
+    from pipeline.training.population_job import population_members, population_spec
+
+    assert compose_study("study=smoke").batch_sizes == []  # off by default
+    study = compose_study("study=smoke study.batch_sizes=[256,32]")
+    assert study.batch_sizes == [32, 128, 256]  # the grid's own batch size is always one of them
+    at_32 = study.run_config("adam", "constant", 0, 0.01, batch_size=32)
+    assert at_32["training"]["batch_size"] == 32 and study.settings.batch_size == 128
+    assert study.run_config("adam", "constant", 0, 0.01, batch_size=128) == study.run_config("adam", "constant", 0, 0.01)
+    assert config_hash(at_32) != config_hash(study.run_config("adam", "constant", 0, 0.01))
+    members = population_members(study, "adam", study.rates)
+    for engine in ("population", "per_run"):
+        spec = population_spec(
+            compose_study(f"study=smoke study.engine={engine}"), "adam", members, root="r/batch/b32", batch_size=32
+        )
+        assert {base["training"]["batch_size"] for base in spec["bases"].values()} == {32}
+        assert spec["study_dir"] == "r/batch/b32" and spec["members"] == members
+
+
 # --- bad input: each fails at composition, naming the key and (for groups) the choices -------
 
 BAD_INPUTS = [
@@ -141,6 +160,10 @@ BAD_INPUTS = [
     ("study.grid.values=[0.1,-0.5]", r"study.grid.values contains -0.5"),
     ("study.grid.points=0", r"study.grid.points"),
     ("study.batch_size=0", r"study.batch_size"),
+    ("study.batch_sizes=[64,0]", r"study.batch_sizes contains 0, which must be an integer >= 1"),
+    ("study.batch_sizes=[64,64]", r"study.batch_sizes=\[64, 64\] has duplicates"),
+    ("study.batch_sizes=[128]", r"study.batch_sizes=\[128\] holds no batch size but study.batch_size=128"),
+    ("study.batch_sizes=[big]", r"study.batch_sizes"),
     ("study.cohort_size=-2", r"study.cohort_size"),
     ("study.divergence_factor=0.5", r"study.divergence_factor"),
     ("study.gpus=2", r"study.gpus=2 must be 0 \(CPU jobs\) or 1"),

@@ -342,3 +342,46 @@ def test_hyperparameter_search_through_the_workflow(tmp_path):
     assert {"grid", "tpe"} <= {method["method"] for method in plan["methods"]}
     again = snakemake(workdir, "-n", "--cores", "2", "--config", overrides)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_the_batch_size_question_end_to_end(tmp_path):
+    """study.batch_sizes: the grid trained again at each other batch size, the best rate per batch
+    size and the fitted exponent in two tables, a figure and the report's section."""
+    from pipeline.analysis.batch import batch_scaling_table, batch_sizes_table
+    from pipeline.tables import BATCH_SCALING, BATCH_SIZES, RUNS
+
+    workdir = make_workdir(tmp_path / "w")
+    overrides = (
+        "overrides=study=smoke study.name=batch optimizer=[adam] schedule=[constant,cosine] study.seeds=[0,1] "
+        "study.grid.values=[0.001,0.003162,0.01,0.03162] study.batch_sizes=[32,64] study.epochs=3 study.confirm.seeds=[]"
+    )
+    result = snakemake(workdir, "--cores", "2", "--config", overrides)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    results = workdir / "results" / "batch"
+    # The grid's own batch size (study.batch_size=128) is the grid: never trained twice.
+    assert sorted(path.name for path in (results / "batch").iterdir()) == ["b32", "b64"]
+    runs_by_size = {128: RUNS.read(results / "runs.csv")}
+    for size in (32, 64):
+        runs = RUNS.read(results / "batch" / f"b{size}" / "runs.csv")
+        assert len(runs) == 2 * 4 * 2 and set(runs["status"]) <= {"ok", "diverged"}
+        for run_folder in runs["run_dir"]:
+            config = __import__("yaml").safe_load((workdir / run_folder / "config.yaml").read_text())
+            assert config["training"]["batch_size"] == size
+            assert Path(run_folder).is_relative_to(Path("results/batch/batch") / f"b{size}" / "runs")
+        # ceil(examples / batch size) steps per epoch: the batch size was really used.
+        assert set(runs["steps"] // runs["epochs_run"]) == {-(-1437 // size)}
+        runs_by_size[size] = runs
+    assert set(runs_by_size[128]["steps"] // runs_by_size[128]["epochs_run"]) == {-(-1437 // 128)}
+    sizes = BATCH_SIZES.read(results / "batch_sizes.csv")
+    scaling = BATCH_SCALING.read(results / "batch_scaling.csv")
+    # The workflow's tables are the analysis of its runs tables.
+    pd.testing.assert_frame_equal(sizes, BATCH_SIZES.typed(batch_sizes_table(runs_by_size)))
+    pd.testing.assert_frame_equal(scaling, BATCH_SCALING.typed(batch_scaling_table(runs_by_size)))
+    assert list(sizes["batch_size"]) == [32, 64, 128, 32, 64, 128]
+    assert list(scaling["schedule"]) == ["constant", "cosine"] and set(scaling["batch_sizes"]) == {"32 64 128"}
+    assert scaling["exponent_low"].notna().all()  # two seeds: an interval
+    html = (results / "report.html").read_text()
+    assert 'id="batch-size"' in html and 'id="figure-batch_scaling"' in html
+    assert (results / "figures" / "batch_scaling.png").exists()
+    again = snakemake(workdir, "-n", "--cores", "2", "--config", overrides)
+    assert "Nothing to be done" in again.stdout + again.stderr
