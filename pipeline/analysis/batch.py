@@ -20,7 +20,8 @@ each batch size; the grid's own runs are those of ``study.batch_size``. Two tabl
     percentile interval of a bootstrap over seeds (the seeds resampled with replacement, the
     same resampled seeds at every batch size and rate since a seed's runs share its
     initialisation, 2000 samples, a fixed generator seed: the same study gives the same
-    interval); none with one seed. ``rule``: the scaling rule whose exponent the interval holds,
+    interval); none with one seed, and a coarse one with two (three distinct resamples: the
+    note says so). ``rule``: the scaling rule whose exponent the interval holds,
     among ``linear`` (k = 1: Goyal et al. 2017, "Accurate, Large Minibatch SGD"), ``sqrt``
     (k = 0.5: Malladi et al. 2022, "On the SDEs and Scaling Rules for Adaptive Gradient
     Algorithms", for Adam-like optimizers) and ``constant`` (k = 0: keep the rate);
@@ -165,6 +166,8 @@ def fit_exponent(cells: Mapping[int, pd.DataFrame], seeds: Sequence[int]) -> Dic
     low = high = math.nan
     if len(seeds) == 1:
         notes.append("one seed: no interval, the nearest rule")
+    elif len(seeds) == 2:
+        notes.append("two seeds: the bootstrap has three distinct resamples, a coarse interval (3 or more seeds refine it)")
     elif math.isfinite(exponent):
         rng = np.random.default_rng(BOOTSTRAP_SEED)
         picks = rng.integers(0, len(seeds), size=(BOOTSTRAP_SAMPLES, len(seeds)))
