@@ -183,8 +183,8 @@ def test_build_model_with_a_users_builder(user_module: Any) -> None:
 
 def test_check_target_accepts_a_users_builder(user_module: Any) -> None:
     option = {"name": "tiny", "_target_": f"{user_module.__name__}.tiny", "width": 6, "depth": 2}
-    assert check_target("model", option, fixed=("input_shape", "num_classes")) is None
-    assert check_target("model", {"_target_": f"{user_module.__name__}.tiny"}, fixed=("input_shape", "num_classes")) is None
+    assert check_target("model", option, fixed=("input_shape", "num_classes")) is user_module.tiny
+    assert check_target("model", {"_target_": f"{user_module.__name__}.tiny"}, fixed=("input_shape", "num_classes")) is user_module.tiny
     assert user_module.CALLS == []  # checking never builds
 
 

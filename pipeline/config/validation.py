@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Sequence
 
 from omegaconf import OmegaConf
@@ -205,8 +204,9 @@ def check_schedule(name: str, options: Dict[str, Any], epochs: int) -> Dict[str,
     return {"type": kind, **knobs}
 
 
-def check_target(group: str, options: Dict[str, Any], fixed: Sequence[str]) -> None:
-    """Check that ``_target_`` imports and that the option's other keys fit its signature.
+def check_target(group: str, options: Dict[str, Any], fixed: Sequence[str]) -> Callable[..., Any]:
+    """Check that ``_target_`` imports and that the option's other keys fit its signature;
+    returns the target.
 
     ``fixed`` are the arguments the pipeline passes itself (e.g. ``input_shape``). Importing
     the target module must stay cheap: builders import Keras inside the function.
@@ -225,6 +225,7 @@ def check_target(group: str, options: Dict[str, Any], fixed: Sequence[str]) -> N
     except TypeError as error:
         parameters = [p for p in inspect.signature(function).parameters if p not in fixed]
         raise StudyConfigError(f"{group} option does not fit {target}: {error}; its arguments: {', '.join(parameters)}") from error
+    return function
 
 
 def check_target_option(group: str, options: Dict[str, Any], fixed: Sequence[str]) -> None:
@@ -236,9 +237,15 @@ def check_target_option(group: str, options: Dict[str, Any], fixed: Sequence[str
     for key, value in options.items():
         if value == "???":
             raise StudyConfigError(f"{group}.{key} is required: set it, e.g. {group}.{key}=...")
-    if options.get("_target_") == "pipeline.training.data.npz_file" and not Path(str(options.get("path"))).is_file():
-        raise StudyConfigError(f"dataset.path={options.get('path')!r}: no such file (an .npz with x_train, y_train, x_val, y_val)")
-    check_target(group, options, fixed)
+    function = check_target(group, options, fixed)
+    # A builder's own cheap check (a user's file, a Keras application's name), before any job:
+    # the function in its ``composition_check`` attribute, called with the option's arguments.
+    check = getattr(function, "composition_check", None)
+    if check is not None:
+        try:
+            check(**{key: value for key, value in options.items() if key not in ("_target_", "name")})
+        except (OSError, ValueError) as error:
+            raise StudyConfigError(str(error)) from error
 
 
 # --------------------------------------------------------------------------------------
