@@ -209,3 +209,66 @@ def test_check_target_accepts_the_shipped_options(builder: Any) -> None:
     assert option["_target_"] == f"{builder.__module__}.{builder.__name__}"
     check_target("model", option, fixed=("input_shape", "num_classes"))  # raises on a misfit
     assert set(option) - {"name", "_target_"} <= set(inspect.signature(builder).parameters) - {"input_shape", "num_classes"}
+
+
+# --------------------------------------------------------------------------------------
+# keras_app: any keras.applications model, a fresh head
+# --------------------------------------------------------------------------------------
+
+from pipeline.training.models import keras_app  # noqa: E402
+
+SMALL_APP = {"application": "MobileNetV3Small", "options": {"minimalistic": True, "alpha": 0.75}}
+
+
+def test_keras_app_builds_the_named_application_with_a_fresh_head() -> None:
+    model = keras_app((32, 32, 3), 7, **SMALL_APP)
+    assert model.output_shape == (None, 7)
+    base, head = model.layers[1], model.layers[-1]
+    assert base.name.startswith("MobileNetV3Small") and head.name == "head" and head.units == 7
+    assert model(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 7)
+    # One grey channel works as well: the input shape is the data's.
+    assert keras_app((32, 32, 1), 3, **SMALL_APP).input_shape == (None, 32, 32, 1)
+
+
+def test_keras_app_logits_stay_float32_under_mixed_precision(mixed_precision: None) -> None:
+    model = keras_app((32, 32, 3), 4, **SMALL_APP)
+    assert model.layers[1].compute_dtype == "float16"
+    assert model.layers[-1].dtype_policy.compute_dtype == "float32"
+    assert model(np.zeros((1, 32, 32, 3), np.float32)).dtype == "float32"
+
+
+def test_keras_app_loads_a_local_weights_file(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(1)
+    first = keras_app((32, 32, 3), 4, **SMALL_APP)
+    weights = tmp_path / "notop.weights.h5"
+    first.layers[1].save_weights(weights)
+    keras.utils.set_random_seed(2)
+    loaded = keras_app((32, 32, 3), 4, weights=str(weights), **SMALL_APP)
+    for mine, theirs in zip(loaded.layers[1].weights, first.layers[1].weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"input_shape": (64,)}, r"model=keras_app needs images of shape \(height, width, channels\); .* shape \(64,\)"),
+        ({"application": "ResNet51"}, r"model.application='ResNet51' is not a keras.applications model; valid: .*ResNet50"),
+        ({"application": "imagenet_utils"}, r"model.application='imagenet_utils' is not a keras.applications model"),
+        ({"weights": "imagenet"}, r"model.weights='imagenet': no such file; .* \(no download happens here\)"),
+        ({"options": {"alpah": 1.0}}, r"model.options \['alpah'\] are not arguments of keras.applications.MobileNetV3Small; valid: .*'alpha'"),
+        ({"pooling": "sum"}, r"model.pooling='sum': valid: avg, max"),
+    ],
+)
+def test_keras_app_refuses_bad_options_by_name(arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        keras_app(**{"input_shape": (32, 32, 3), "num_classes": 3, **arguments})
+
+
+def test_keras_app_is_checked_when_the_study_is_composed() -> None:
+    from pipeline.config.compose import compose_study
+
+    assert compose_study("model=keras_app model.application=ResNet50").model["application"] == "ResNet50"
+    with pytest.raises(StudyConfigError, match=r"model.application='ResNet51' is not a keras.applications model"):
+        compose_study("model=keras_app model.application=ResNet51")
+    with pytest.raises(StudyConfigError, match=r"model.options \['alpah'\]"):
+        compose_study("model=keras_app +model.options.alpah=1")

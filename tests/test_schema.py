@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
+import numpy as np
 import pytest
 import yaml
 
@@ -142,8 +143,13 @@ def test_every_shipped_option_composes_against_the_schema(group: str, option: st
     overrides = [f"{group}={option}"]
     if (group, option) == ("dataset", "npz"):
         data = tmp_path / "mine.npz"
-        data.write_bytes(b"")  # composition checks only that the file exists
+        labels = np.arange(4) % 2
+        np.savez(data, x_train=np.zeros((4, 2)), y_train=labels, x_val=np.zeros((4, 2)), y_val=labels)
         overrides.append(f"dataset.path={data}")
+    if (group, option) == ("dataset", "csv"):
+        data = tmp_path / "mine.csv"
+        data.write_text("x,label\n0.5,0\n1.5,1\n")
+        overrides += [f"dataset.path={data}", "dataset.label=label"]
     study = compose_study(overrides)
     document = study.as_dict()
     for section, schema in (("study", StudyConfig), ("diagnosis", DiagnosisConfig), ("finder", FinderConfig), ("hpo", HpoConfig)):

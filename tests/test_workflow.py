@@ -385,3 +385,39 @@ def test_the_batch_size_question_end_to_end(tmp_path):
     assert (results / "figures" / "batch_scaling.png").exists()
     again = snakemake(workdir, "-n", "--cores", "2", "--config", overrides)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_users_csv_table_end_to_end(tmp_path):
+    """dataset=csv: a table with class names trains through the workflow; a wrong label column
+    stops it before any job, naming the columns, with nothing under results/ touched."""
+    from sklearn.datasets import load_iris
+
+    workdir = make_workdir(tmp_path / "w")
+    iris = load_iris(as_frame=True)
+    frame = iris.data.assign(species=iris.target_names[iris.target])
+    (workdir / "data").mkdir()
+    frame.to_csv(workdir / "data" / "iris.csv", index=False)
+    common = (
+        "study=smoke study.name=iris dataset=csv dataset.path=data/iris.csv dataset.name=iris optimizer=[adam] "
+        "schedule=[constant] study.grid.values=[0.003,0.03] study.confirm.seeds=[] study.epochs=20"
+    )
+    wrong = snakemake(workdir, "--cores", "2", "--config", f"overrides={common} dataset.label=kind")
+    assert wrong.returncode != 0
+    assert "dataset.label='kind' is no column of dataset.path='data/iris.csv'; its columns: ['sepal length (cm)'" in (
+        wrong.stdout + wrong.stderr
+    )
+    assert not (workdir / "results").exists()
+    result = snakemake(workdir, "--cores", "2", "--config", f"overrides={common} dataset.label=species")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    runs = pd.read_csv(workdir / "results" / "iris" / "runs.csv")
+    assert len(runs) == 2 and set(runs["status"]) == {"ok"}
+    assert runs["best_val_accuracy"].max() > 0.8  # it really learned the table
+    data = np.load(workdir / "results" / "iris" / "data" / "iris.npz")
+    assert data["x_train"].shape == (120, 4) and sorted(set(data["y_val"].tolist())) == [0, 1, 2]
+    assert "dataset.label='species': classes 0=setosa, 1=versicolor, 2=virginica" in (
+        workdir / "results" / "iris" / "logs" / "dataset.log"
+    ).read_text()
+    # The table is an input of the dataset rule: a changed table rebuilds the data.
+    frame.iloc[:-3].to_csv(workdir / "data" / "iris.csv", index=False)
+    again = snakemake(workdir, "-n", "--cores", "2", "--config", f"overrides={common} dataset.label=species")
+    assert "dataset" in again.stdout and "Nothing to be done" not in again.stdout + again.stderr
