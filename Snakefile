@@ -61,6 +61,7 @@ rule dataset:
         DATA_FILE,
     params:
         options=DATASET_JSON,
+        listing=DATASET_LISTING,
     log:
         f"{STUDY_DIR}/logs/dataset.log",
     conda:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.analysis.confirm import plan_members, plan_optimizers
 from pipeline.training.cohort import cohort_spec
-from pipeline.training.data import dataset_files
+from pipeline.training.data import dataset_files, dataset_listing
 from pipeline.training.population_job import population_members, population_parts, population_spec
 from pipeline.config.compose import compose_study
 from pipeline.config.rates import cohort_parts
@@ -29,6 +29,8 @@ DATA_FILE = f"{STUDY_DIR}/data/{STUDY.dataset['name']}.npz"
 # A user's files (.npz, CSV tables) are inputs of the dataset rule: a changed file rebuilds the
 # data, and its content digest in every run's config retrains what it affects.
 DATASET_INPUTS = dataset_files(STUDY.dataset)
+# An image folder is no file input: its listing (paths, sizes, times) is a parameter instead.
+DATASET_LISTING = dataset_listing(STUDY.dataset)
 # Rule parameters as JSON: Snakemake reruns a job when its parameters change.
 STUDY_JSON = json.dumps(STUDY.as_dict())
 DATASET_JSON = json.dumps(STUDY.dataset)

@@ -98,7 +98,8 @@ def range_tests(
     # The policy is process-global: a mixed-precision training run earlier in this process
     # must not change the finder's numbers.
     keras.mixed_precision.set_global_policy("float32")
-    x_train, y_train = np.asarray(arrays["x_train"]), np.asarray(arrays["y_train"])
+    # Image files stay on disk: indexing decodes only the batch (pipeline.training.images).
+    x_train, y_train = _rows_of(arrays["x_train"]), np.asarray(arrays["y_train"])
     members = []
     for seed in seeds:
         keras.utils.set_random_seed(seed)
@@ -213,18 +214,30 @@ def range_tests(
     return curves
 
 
+def _rows_of(x: Any) -> Any:
+    """The features as something indexable by rows: an array as an array, image files as they are."""
+    from pipeline.training.images import is_streamed
+
+    return x if is_streamed(x) else np.asarray(x)
+
+
 def _validation_losses(members: Sequence[Tuple[Any, Any]], seeds: Sequence[int], arrays: Mapping[str, np.ndarray], loss_fn: Any) -> Any:
     """A function of the seeds still ramping that returns each one's mean loss over the whole
     validation set (inference mode, in chunks of :data:`VALIDATION_CHUNK` rows; one traced
     program per seed's model)."""
     import tensorflow as tf
 
-    x_val, y_val = np.asarray(arrays["x_val"]), np.asarray(arrays["y_val"])
-    chunks = [
-        (tf.constant(x_val[start : start + VALIDATION_CHUNK]), tf.constant(y_val[start : start + VALIDATION_CHUNK]))
-        for start in range(0, len(x_val), VALIDATION_CHUNK)
-    ]
-    weights = [len(y) / len(y_val) for _, y in chunks]
+    from pipeline.training.images import is_streamed
+
+    x_val, y_val = _rows_of(arrays["x_val"]), np.asarray(arrays["y_val"])
+    starts = range(0, len(x_val), VALIDATION_CHUNK)
+
+    def chunk(start: int) -> Tuple[Any, Any]:
+        return tf.constant(x_val[start : start + VALIDATION_CHUNK]), tf.constant(y_val[start : start + VALIDATION_CHUNK])
+
+    # Arrays: the chunks once, as tensors; image files: decoded again at each evaluation.
+    kept = None if is_streamed(x_val) else [chunk(start) for start in starts]
+    weights = [len(y_val[start : start + VALIDATION_CHUNK]) / len(y_val) for start in starts]
 
     def evaluate(model: Any) -> Any:
         return tf.function(lambda x, y: loss_fn(y, model(x, training=False)))
@@ -232,6 +245,7 @@ def _validation_losses(members: Sequence[Tuple[Any, Any]], seeds: Sequence[int],
     programs = {seed: evaluate(model) for seed, (model, _) in zip(seeds, members)}
 
     def losses(active: Sequence[int]) -> List[float]:
+        chunks = kept if kept is not None else [chunk(start) for start in starts]
         return [float(sum(weight * float(programs[seed](x, y)) for (x, y), weight in zip(chunks, weights))) for seed in active]
 
     return losses

@@ -331,6 +331,16 @@ def _checked(arrays: Mapping[str, Any], source: str) -> Arrays:
 npz_file.composition_check = check_npz_file  # type: ignore[attr-defined]
 csv_table.composition_check = check_csv_table  # type: ignore[attr-defined]
 
+def dataset_listing(options: Mapping[str, Any]) -> str:
+    """For an image folder, a cheap digest of its listing (a parameter of the dataset rule, so
+    that an added, removed or rewritten file rebuilds the manifest); "" for other datasets."""
+    if str(options.get("_target_")) != "pipeline.training.images.image_folder":
+        return ""
+    from pipeline.training.images import listing_digest
+
+    return listing_digest(**{key: value for key, value in options.items() if key not in ("_target_", "name")})
+
+
 #: The builders that read a user's files (``path``, ``val_path``).
 FILE_DATASETS = ("pipeline.training.data.npz_file", "pipeline.training.data.csv_table")
 
@@ -340,7 +350,10 @@ def build_dataset(options: Mapping[str, Any]) -> Arrays:
     from hydra.utils import instantiate
 
     config = {key: value for key, value in options.items() if key != "name"}
-    return _checked(instantiate(config, _convert_="all"), source=str(options.get("_target_")))
+    built = instantiate(config, _convert_="all")
+    if "paths_train" in built:  # an image folder's manifest (pipeline.training.images): no arrays
+        return built
+    return _checked(built, source=str(options.get("_target_")))
 
 
 def save_npz(arrays: Mapping[str, np.ndarray], path: Union[str, Path]) -> None:
@@ -355,7 +368,14 @@ def save_npz(arrays: Mapping[str, np.ndarray], path: Union[str, Path]) -> None:
 
 
 def load_npz(path: Union[str, Path]) -> Arrays:
+    """The study's data file: the four arrays, or, for an image folder's manifest, the labels
+    and :class:`~pipeline.training.images.ImageFiles` that stream the images
+    (:func:`pipeline.training.images.load_manifest`)."""
     with np.load(path) as archive:
+        if "paths_train" in archive.files:
+            from pipeline.training.images import load_manifest
+
+            return load_manifest(archive)
         return _checked({key: archive[key] for key in ARRAY_KEYS}, source=str(path))
 
 
@@ -364,6 +384,8 @@ def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
     its ``config_hash``): data that changed under the same options means retraining."""
     import hashlib
 
+    if "digest" in arrays:  # streamed data: the digest its manifest was written with
+        return str(arrays["digest"])
     digest = hashlib.sha256()
     for key in ARRAY_KEYS:
         array = np.ascontiguousarray(arrays[key])
@@ -387,6 +409,13 @@ def main(argv: list[str] | None = None) -> None:
     options = json.loads(args.options)
     arrays = build_dataset(options)
     save_npz(arrays, args.out)
+    if "paths_train" in arrays:
+        print(
+            f"dataset {options.get('name')}: {len(arrays['paths_train'])} train, {len(arrays['paths_val'])} val images, "
+            f"{len(arrays['classes'])} classes ({', '.join(map(str, arrays['classes']))}), streamed from disk, "
+            f"digest {arrays['digest']} -> {args.out}"
+        )
+        return
     print(
         f"dataset {options.get('name')}: {len(arrays['x_train'])} train, {len(arrays['x_val'])} val, "
         f"input shape {arrays['x_train'].shape[1:]}, {num_classes(arrays)} classes -> {args.out}"

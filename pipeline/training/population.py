@@ -333,6 +333,8 @@ class _Programs:
     def _trace(self) -> None:
         import tensorflow as tf
 
+        from pipeline.training.images import gather_rows, is_streamed
+
         template = self.members[0]
         train_step, test_step = self._step_functions(template)
         # The shared steps keep only variables per member: any other captured value (a
@@ -355,8 +357,11 @@ class _Programs:
         self.table = np.stack([member.rates for member in self.members], axis=1).astype(np.float32)
         member_seeds = [int(member.training["seed"]) for member in self.members]
         seeds = sorted(set(member_seeds))
-        x_train, y_train = tf.constant(arrays["x_train"]), tf.constant(arrays["y_train"])
-        x_val, y_val = tf.constant(arrays["x_val"]), tf.constant(arrays["y_val"])
+        # Image files are decoded batch by batch inside the programs (pipeline.training.images).
+        x_train, x_val = arrays["x_train"], arrays["x_val"]
+        x_train_tensor = None if is_streamed(x_train) else tf.constant(x_train)
+        x_val_tensor = None if is_streamed(x_val) else tf.constant(x_val)
+        y_train, y_val = tf.constant(arrays["y_train"]), tf.constant(arrays["y_val"])
         count, val_count = len(arrays["x_train"]), len(arrays["x_val"])
         steps, val_steps = -(-count // batch_size), -(-val_count // batch_size)
 
@@ -375,7 +380,7 @@ class _Programs:
                 batches = {}
                 for seed in seeds:
                     rows = orders[seed][start : start + batch_size]
-                    batches[seed] = (tf.gather(x_train, rows), tf.gather(y_train, rows))
+                    batches[seed] = (gather_rows(x_train, rows, x_train_tensor), tf.gather(y_train, rows))
                 for index, seed in enumerate(member_seeds):
                     train_step([*batches[seed], rates[step, index]], train_captures[index])
 
@@ -383,7 +388,11 @@ class _Programs:
         def evaluate() -> None:
             for step in tf.range(val_steps):
                 start = step * batch_size
-                batch = [x_val[start : start + batch_size], y_val[start : start + batch_size]]
+                if x_val_tensor is None:  # image files: decode this batch's rows
+                    rows = tf.range(tf.cast(start, tf.int64), tf.cast(tf.minimum(start + batch_size, val_count), tf.int64))
+                    batch = [gather_rows(x_val, rows), tf.gather(y_val, rows)]
+                else:
+                    batch = [x_val_tensor[start : start + batch_size], y_val[start : start + batch_size]]
                 for captures in test_captures:
                     test_step(batch, captures)
 

@@ -55,12 +55,14 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int) -> Tuple[Any, Any]
     import tensorflow as tf
 
     from pipeline.training.callbacks import EpochShuffle  # imports Keras
+    from pipeline.training.images import gather_rows, is_streamed
 
     count = len(x)
     steps = -(-count // batch_size)
-    # Data and the epoch counter live on the CPU, where tf.data runs.
+    # Data and the epoch counter live on the CPU, where tf.data runs; image files are decoded
+    # batch by batch (pipeline.training.images), never held.
     with tf.device("/CPU:0"):
-        features = tf.constant(x)
+        features = None if is_streamed(x) else tf.constant(x)
         labels = tf.constant(y)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="shuffle_epoch")
         base_seed = tf.constant(int(seed), dtype=tf.int64)
@@ -74,12 +76,32 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int) -> Tuple[Any, Any]
     dataset = (
         tf.data.Dataset.from_tensors(0)
         .flat_map(one_epoch)
-        .map(lambda index: (tf.gather(features, index), tf.gather(labels, index)))
+        .map(lambda index: (gather_rows(x, index, features), tf.gather(labels, index)))
         .apply(tf.data.experimental.assert_cardinality(steps))
         .prefetch(tf.data.AUTOTUNE)
     )
 
     return dataset, EpochShuffle(epoch)
+
+
+def validation_data(x: Any, y: Any, batch_size: int) -> Dict[str, Any]:
+    """``fit``'s validation arguments: the arrays and their batch size, or, for image files, a
+    dataset that decodes them batch by batch in file order."""
+    import tensorflow as tf
+
+    from pipeline.training.images import is_streamed
+
+    if not is_streamed(x):
+        return {"validation_data": (x, y), "validation_batch_size": batch_size}
+    with tf.device("/CPU:0"):
+        labels = tf.constant(y)
+    dataset = (
+        tf.data.Dataset.range(len(x))
+        .batch(batch_size)
+        .map(lambda rows: (x.gather(rows), tf.gather(labels, rows)))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return {"validation_data": dataset}
 
 
 def save_state(path: Path, model: Any, meta: Mapping[str, Any]) -> None:

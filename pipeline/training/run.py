@@ -182,7 +182,7 @@ def train_run(
 
     from pipeline.config.schema import config_hash
     from pipeline.training.callbacks import EpochStateSaver, RunRecorder
-    from pipeline.training.resume import STATE_FILE, epoch_batches, load_state
+    from pipeline.training.resume import STATE_FILE, epoch_batches, load_state, validation_data
 
     training = run_config["training"]
     started = time.perf_counter()
@@ -216,8 +216,7 @@ def train_run(
             batches,
             epochs=training["epochs"],
             initial_epoch=start_epoch,
-            validation_data=(arrays["x_val"], arrays["y_val"]),
-            validation_batch_size=training["batch_size"],
+            **validation_data(arrays["x_val"], arrays["y_val"], training["batch_size"]),
             shuffle=False,  # the batches are already shuffled, by (seed, epoch)
             verbose=0,
             # Schedule-free AdamW: validation on the averaged weights, restored before the epoch ends.
