@@ -421,3 +421,57 @@ def test_a_users_csv_table_end_to_end(tmp_path):
     frame.iloc[:-3].to_csv(workdir / "data" / "iris.csv", index=False)
     again = snakemake(workdir, "-n", "--cores", "2", "--config", f"overrides={common} dataset.label=species")
     assert "dataset" in again.stdout and "Nothing to be done" not in again.stdout + again.stderr
+
+
+def test_an_image_folder_end_to_end_killed_and_resumed(tmp_path):
+    """dataset=images: a folder of PNGs streamed through the whole workflow; the workflow killed
+    (SIGKILL of Snakemake and its jobs) mid-training, unlocked and rerun gives the tables of an
+    uninterrupted run."""
+    import signal
+    import time
+
+    from image_folders import digit_images, write_folder
+
+    from pipeline.tables import CURVES, RUNS
+    from pipeline.training.resume import STATE_FILE, saved_epochs
+
+    images, labels = digit_images(400)
+    overrides = (
+        "overrides=study=smoke dataset=images dataset.directory=data/digits dataset.image_size=[32,32] "
+        "dataset.color_mode=grayscale dataset.name=digits_png optimizer=[adam] schedule=[constant] "
+        "study.grid.values=[0.001,0.003162] study.epochs=8 study.confirm.seeds=[]"
+    )
+    workdirs = {}
+    for name in ("uninterrupted", "killed"):
+        workdirs[name] = make_workdir(tmp_path / name)
+        write_folder(workdirs[name] / "data" / "digits", images, labels)
+    reference = snakemake(workdirs["uninterrupted"], "--cores", "2", "--config", overrides)
+    assert reference.returncode == 0, (reference.stdout + reference.stderr)[-5000:]
+
+    workdir = workdirs["killed"]
+    state = workdir / run_dir("results/smoke", "adam", "constant", 0, 0.001) / STATE_FILE
+    job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--config", overrides], cwd=workdir,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while saved_epochs(state) < 3 and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=30)
+    assert 3 <= saved_epochs(state) < 8, "the workflow was not killed mid-training"
+    assert not (workdir / "results" / "smoke" / "runs.csv").exists()
+    unlocked = snakemake(workdir, "--unlock", "--config", overrides)
+    assert unlocked.returncode == 0, unlocked.stderr[-3000:]
+    resumed = snakemake(workdir, "--cores", "2", "--rerun-incomplete", "--config", overrides)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-5000:]
+
+    results = {name: path / "results" / "smoke" for name, path in workdirs.items()}
+    timing = ["seconds", "seconds_to_target", "resumed_from_epoch", "device"]
+    runs = {name: RUNS.read(folder / "runs.csv").drop(columns=timing) for name, folder in results.items()}
+    pd.testing.assert_frame_equal(runs["killed"], runs["uninterrupted"], check_exact=True)
+    curves = {name: CURVES.read(folder / "curves.csv").drop(columns="seconds") for name, folder in results.items()}
+    pd.testing.assert_frame_equal(curves["killed"], curves["uninterrupted"], check_exact=True)
+    assert set(runs["killed"]["status"]) == {"ok"} and runs["killed"]["best_val_accuracy"].max() > 0.5
+    # Streamed: the study's data file is a manifest of the PNGs, not their pixels.
+    with np.load(results["killed"] / "data" / "digits_png.npz") as manifest:
+        assert "paths_train" in manifest.files and "x_train" not in manifest.files
+    assert (results["killed"] / "data" / "digits_png.npz").stat().st_size < 100_000

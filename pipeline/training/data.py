@@ -199,6 +199,22 @@ def _read_table(path: str, label: str, columns: Sequence[str], key: str) -> tupl
     return values.astype(np.float32), labels.to_numpy()
 
 
+def split_rows(labels: np.ndarray, val_fraction: float, seed: int) -> tuple:
+    """The training and validation rows of a seeded split (scikit-learn's ``train_test_split``),
+    stratified by label where it can be: every class has two rows or more and each side has
+    room for every class; otherwise a plain seeded split."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")
+    rows = np.arange(len(labels))
+    _, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    val_count = int(np.ceil(val_fraction * len(rows)))
+    fits = counts.min() >= 2 and min(val_count, len(rows) - val_count) >= len(counts)
+    train_rows, val_rows = train_test_split(rows, test_size=val_fraction, random_state=seed, stratify=labels if fits else None)
+    return train_rows, val_rows
+
+
 def _integral(labels: np.ndarray) -> np.ndarray:
     """Float labels that are whole numbers (pandas reads ``1.0``) as integers; others as they are."""
     if labels.dtype.kind == "f" and np.isfinite(labels).all() and (labels == np.round(labels)).all():
@@ -231,8 +247,6 @@ def csv_table(
             split's statistics alone (a constant column is only centred), so that nothing of the
             validation split leaks into training.
     """
-    from sklearn.model_selection import train_test_split
-
     check_csv_table(path, label, val_path, features)
     columns = _feature_columns(_table_columns(path, "path"), label, features, "path", path)
     x, y = _read_table(path, label, columns, "path")
@@ -240,11 +254,8 @@ def csv_table(
         x_val, y_val = _read_table(val_path, label, columns, "val_path")
         x_train, y_train = x, y
     else:
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")
-        _, counts = np.unique(y.astype(str), return_counts=True)
-        stratify = y if counts.min() >= 2 else None
-        x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=val_fraction, random_state=seed, stratify=stratify)
+        train_rows, val_rows = split_rows(y, val_fraction, seed)
+        x_train, x_val, y_train, y_val = x[train_rows], x[val_rows], y[train_rows], y[val_rows]
     y_train, y_val = _integral(y_train), _integral(y_val)
     if y_train.dtype.kind in "OUS" or y_val.dtype.kind in "OUS":
         names = sorted({str(value) for value in y_train})

@@ -164,7 +164,7 @@ def image_folder(
             ``null`` keeps 0-255 (for models that rescale themselves, e.g. MobileNetV3's
             ``include_preprocessing``).
     """
-    from sklearn.model_selection import train_test_split
+    from pipeline.training.data import split_rows
 
     check_image_folder(directory, val_directory, image_size, color_mode, val_fraction)
     classes = class_files(directory, "directory")
@@ -179,11 +179,8 @@ def image_folder(
     if val_directory is not None:
         (paths_train, y_train), (paths_val, y_val) = (paths, labels), listed(val_directory, class_files(val_directory, "val_directory"))
     else:
-        counts = np.bincount(labels)
-        stratify = labels if counts.min() >= 2 else None
-        paths_train, paths_val, y_train, y_val = train_test_split(
-            paths, labels, test_size=float(val_fraction), random_state=int(seed), stratify=stratify
-        )
+        train_rows, val_rows = split_rows(labels, float(val_fraction), int(seed))
+        paths_train, paths_val, y_train, y_val = paths[train_rows], paths[val_rows], labels[train_rows], labels[val_rows]
     _unreadable([*paths_train, *paths_val])
     everything = sorted([*paths_train, *paths_val])
     settings = {"image_size": [int(side) for side in image_size], "color_mode": color_mode, "rescale": rescale}
