@@ -60,6 +60,11 @@ def digits(val_fraction: float = 0.2, seed: int = 0) -> Arrays:
     return _checked({"x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val}, source="digits")
 
 
+def _real(dtype: np.dtype) -> bool:
+    """Features must be real numbers (booleans count as 0 and 1)."""
+    return bool(np.issubdtype(dtype, np.bool_) or (np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)))
+
+
 def _open_npz(path: str) -> Any:
     """``np.load`` of a user's file, with the errors a user can act on (no pickled objects)."""
     import zipfile
@@ -128,7 +133,7 @@ def check_npz_file(path: str) -> None:
                     f"{source}: x_{split} has shape {x_shape} and y_{split} {y_shape}; they need one row per "
                     "example and y a 1-D array of labels"
                 )
-            if not np.issubdtype(dtypes[f"x_{split}"], np.number) or np.issubdtype(dtypes[f"x_{split}"], np.complexfloating):
+            if not _real(dtypes[f"x_{split}"]):
                 raise ValueError(f"{source}: x_{split} has dtype {dtypes[f'x_{split}']}; features must be real numbers")
         if shapes["x_train"][1:] != shapes["x_val"][1:]:
             raise ValueError(f"{source}: x_train rows {shapes['x_train'][1:]} differ from x_val rows {shapes['x_val'][1:]}")
@@ -182,7 +187,7 @@ def _read_table(path: str, label: str, columns: Sequence[str], key: str) -> tupl
     source = f"dataset.{key}={path!r}"
     if table.empty:
         raise ValueError(f"{source}: the table has no rows")
-    text = [column for column in columns if not pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_bool_dtype(table[column])]
+    text = [column for column in columns if not pd.api.types.is_numeric_dtype(table[column])]  # booleans are 0 and 1
     if text:
         raise ValueError(
             f"{source}: feature column(s) {text} are not numeric (e.g. {table[text[0]].iloc[0]!r}); encode them as "
@@ -315,7 +320,7 @@ def _checked(arrays: Mapping[str, Any], source: str) -> Arrays:
             raise ValueError(f"{source}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
         if len(x) == 0:
             raise ValueError(f"{source}: the {split} split is empty")
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        if not _real(x.dtype):
             raise ValueError(f"{source}: x_{split} has dtype {x.dtype}; features must be real numbers")
         features = x.astype(np.float32)
         finite = np.isfinite(features)
@@ -341,6 +346,7 @@ def _checked(arrays: Mapping[str, Any], source: str) -> Arrays:
 # any job (pipeline.config.validation reads a builder's ``composition_check``).
 npz_file.composition_check = check_npz_file  # type: ignore[attr-defined]
 csv_table.composition_check = check_csv_table  # type: ignore[attr-defined]
+
 
 def dataset_listing(options: Mapping[str, Any]) -> str:
     """For an image folder, a cheap digest of its listing (a parameter of the dataset rule, so
