@@ -588,6 +588,9 @@ def make_run_config(
             "batch_order": "stateless-shuffle(seed, epoch)",
         },
     }
+    if dataset.get("_target_") == "pipeline.training.pipelines.user_pipeline":
+        # A user's pipeline gives its batches in its own order (pipeline.training.pipelines).
+        run_config["training"]["batch_order"] = "user"
     if settings.engine == "population":
         # Part of the hash: a folder trained by one engine is never resumed or skipped by the other.
         run_config["training"]["engine"] = "population"

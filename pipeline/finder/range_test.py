@@ -19,7 +19,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -110,7 +110,8 @@ def range_tests(
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     specs = [
         tf.TensorSpec([None, *x_train.shape[1:]], tf.as_dtype(x_train.dtype)),
-        tf.TensorSpec([None, *y_train.shape[1:]], tf.as_dtype(y_train.dtype)),
+        # A user's pipeline has no label array: its batches' labels are int64 (PipelineData.batches).
+        tf.TensorSpec([None], tf.int64) if arrays["y_train"] is None else tf.TensorSpec([None, *y_train.shape[1:]], tf.as_dtype(y_train.dtype)),
         tf.TensorSpec([], tf.float32),
     ]
 
@@ -168,7 +169,7 @@ def range_tests(
 
     validation = _validation_losses(members, seeds, arrays, loss_fn) if settings.loss == "val" else None
     beta = smoothing(settings)
-    orders = {seed: iter(batch_indices(len(x_train), int(batch_size), settings.steps, seed)) for seed in seeds}
+    next_batches = _batch_source(x_train, y_train, int(batch_size), settings.steps, seeds)
     rows: Dict[int, List[Dict[str, float]]] = {seed: [] for seed in seeds}
     averages = {seed: 0.0 for seed in seeds}
     best = {seed: math.inf for seed in seeds}
@@ -178,11 +179,7 @@ def range_tests(
         if not active:
             break
         rate = ramp_rate(settings, step)
-        batches = []
-        for seed in active:
-            indices = next(orders[seed])
-            batches.append((tf.constant(x_train[indices]), tf.constant(y_train[indices])))
-        results = program(active)(batches, tf.constant(rate, tf.float32))
+        results = program(active)(next_batches(active), tf.constant(rate, tf.float32))
         for seed, (_, used) in zip(active, results):
             if float(used) != float(np.asarray(rate, dtype=used.dtype.as_numpy_dtype)):
                 raise RuntimeError(f"the optimizer applied rate {float(used)!r} at step {step}, not the ramp's {rate!r}")
@@ -215,10 +212,40 @@ def range_tests(
 
 
 def _rows_of(x: Any) -> Any:
-    """The features as something indexable by rows: an array as an array, image files as they are."""
+    """The features as something indexable by rows: an array as an array, image files and a
+    user's pipeline as they are."""
     from pipeline.training.images import is_streamed
+    from pipeline.training.pipelines import is_pipeline
 
-    return x if is_streamed(x) else np.asarray(x)
+    return x if is_streamed(x) or is_pipeline(x) else np.asarray(x)
+
+
+def _batch_source(x_train: Any, y_train: Any, batch_size: int, steps: int, seeds: Sequence[int]) -> Callable[[Sequence[int]], List[Any]]:
+    """A function of the seeds still ramping that gives each one's next batch: each seed's own
+    batch order (:func:`~pipeline.finder.suggest.batch_indices`), or, for a user's pipeline, the
+    pipeline's next batch for every seed (its own order, repeated as needed)."""
+    import tensorflow as tf
+
+    from pipeline.training.pipelines import is_pipeline
+
+    if is_pipeline(x_train):
+        stream = iter(x_train.batches(batch_size).repeat())
+
+        def shared(active: Sequence[int]) -> List[Any]:
+            batch = next(stream)
+            return [batch for _ in active]
+
+        return shared
+    orders = {seed: iter(batch_indices(len(x_train), batch_size, steps, seed)) for seed in seeds}
+
+    def own(active: Sequence[int]) -> List[Any]:
+        batches = []
+        for seed in active:
+            indices = next(orders[seed])
+            batches.append((tf.constant(x_train[indices]), tf.constant(y_train[indices])))
+        return batches
+
+    return own
 
 
 def _validation_losses(members: Sequence[Tuple[Any, Any]], seeds: Sequence[int], arrays: Mapping[str, np.ndarray], loss_fn: Any) -> Any:
@@ -228,16 +255,27 @@ def _validation_losses(members: Sequence[Tuple[Any, Any]], seeds: Sequence[int],
     import tensorflow as tf
 
     from pipeline.training.images import is_streamed
+    from pipeline.training.pipelines import is_pipeline
 
-    x_val, y_val = _rows_of(arrays["x_val"]), np.asarray(arrays["y_val"])
+    x_val = _rows_of(arrays["x_val"])
     starts = range(0, len(x_val), VALIDATION_CHUNK)
+    weights = [min(VALIDATION_CHUNK, len(x_val) - start) / len(x_val) for start in starts]
+    if is_pipeline(x_val):
 
-    def chunk(start: int) -> Tuple[Any, Any]:
-        return tf.constant(x_val[start : start + VALIDATION_CHUNK]), tf.constant(y_val[start : start + VALIDATION_CHUNK])
+        def chunks_now() -> List[Tuple[Any, Any]]:
+            return list(x_val.batches(VALIDATION_CHUNK))
 
-    # Arrays: the chunks once, as tensors; image files: decoded again at each evaluation.
-    kept = None if is_streamed(x_val) else [chunk(start) for start in starts]
-    weights = [len(y_val[start : start + VALIDATION_CHUNK]) / len(y_val) for start in starts]
+    else:
+        y_val = np.asarray(arrays["y_val"])
+
+        def chunk(start: int) -> Tuple[Any, Any]:
+            return tf.constant(x_val[start : start + VALIDATION_CHUNK]), tf.constant(y_val[start : start + VALIDATION_CHUNK])
+
+        # Arrays: the chunks once, as tensors; image files: decoded again at each evaluation.
+        kept = None if is_streamed(x_val) else [chunk(start) for start in starts]
+
+        def chunks_now() -> List[Tuple[Any, Any]]:
+            return kept if kept is not None else [chunk(start) for start in starts]
 
     def evaluate(model: Any) -> Any:
         return tf.function(lambda x, y: loss_fn(y, model(x, training=False)))
@@ -245,7 +283,7 @@ def _validation_losses(members: Sequence[Tuple[Any, Any]], seeds: Sequence[int],
     programs = {seed: evaluate(model) for seed, (model, _) in zip(seeds, members)}
 
     def losses(active: Sequence[int]) -> List[float]:
-        chunks = kept if kept is not None else [chunk(start) for start in starts]
+        chunks = chunks_now()
         return [float(sum(weight * float(programs[seed](x, y)) for (x, y), weight in zip(chunks, weights))) for seed in active]
 
     return losses

@@ -368,7 +368,7 @@ def build_dataset(options: Mapping[str, Any]) -> Arrays:
 
     config = {key: value for key, value in options.items() if key != "name"}
     built = instantiate(config, _convert_="all")
-    if "paths_train" in built:  # an image folder's manifest (pipeline.training.images): no arrays
+    if "paths_train" in built or "pipeline" in built:  # a manifest (an image folder, a user pipeline): no arrays
         return built
     return _checked(built, source=str(options.get("_target_")))
 
@@ -389,11 +389,24 @@ def load_npz(path: Union[str, Path]) -> Arrays:
     and :class:`~pipeline.training.images.ImageFiles` that stream the images
     (:func:`pipeline.training.images.load_manifest`)."""
     with np.load(path) as archive:
-        if "paths_train" in archive.files:
-            from pipeline.training.images import load_manifest
-
-            return load_manifest(archive)
+        if "paths_train" in archive.files or "pipeline" in archive.files:
+            return loaded({key: archive[key] for key in archive.files})
         return _checked({key: archive[key] for key in ARRAY_KEYS}, source=str(path))
+
+
+def loaded(built: Mapping[str, Any]) -> Arrays:
+    """What a training job trains on, from what the dataset's builder returned: the arrays as
+    they are; an image folder's manifest as :class:`~pipeline.training.images.ImageFiles`; a
+    user pipeline's manifest as :class:`~pipeline.training.pipelines.PipelineData`."""
+    if "paths_train" in built:
+        from pipeline.training.images import load_manifest
+
+        return load_manifest(built)
+    if "pipeline" in built:
+        from pipeline.training.pipelines import load_pipeline
+
+        return load_pipeline(built)
+    return dict(built)
 
 
 def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
@@ -411,7 +424,9 @@ def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
     return digest.hexdigest()[:16]
 
 
-def num_classes(arrays: Mapping[str, np.ndarray]) -> int:
+def num_classes(arrays: Mapping[str, Any]) -> int:
+    if arrays.get("num_classes") is not None:  # a user's pipeline: counted by the dataset job
+        return int(arrays["num_classes"])
     return int(max(arrays["y_train"].max(), arrays["y_val"].max())) + 1
 
 
@@ -426,6 +441,13 @@ def main(argv: list[str] | None = None) -> None:
     options = json.loads(args.options)
     arrays = build_dataset(options)
     save_npz(arrays, args.out)
+    if "pipeline" in arrays:
+        print(
+            f"dataset {options.get('name')}: a user pipeline, {int(arrays['count_train'])} train, {int(arrays['count_val'])} val "
+            f"examples of shape {tuple(arrays['input_shape'].tolist())}, {int(arrays['num_classes'])} classes, streamed in its "
+            f"own order, digest {arrays['digest']} -> {args.out}"
+        )
+        return
     if "paths_train" in arrays:
         print(
             f"dataset {options.get('name')}: {len(arrays['paths_train'])} train, {len(arrays['paths_val'])} val images, "

@@ -148,6 +148,7 @@ def _build_member(member: Member, arrays: Mapping[str, Any], reference_losses: D
 
     ``reference_losses``: the untrained loss per seed, filled as members are built (members
     of one seed start from the same weights; measuring it takes ~90 ms a member)."""
+    from pipeline.training.pipelines import first_examples
     from pipeline.training.resume import STATE_FILE, load_state
     from pipeline.training.run import build_run
 
@@ -169,7 +170,7 @@ def _build_member(member: Member, arrays: Mapping[str, Any], reference_losses: D
     # (a restored state built the optimizer already).
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    sample_x, sample_y = arrays["x_train"][:1], arrays["y_train"][:1]
+    sample_x, sample_y = first_examples(arrays, 1)
     model.compute_metrics(sample_x, sample_y, model(sample_x, training=False))
     model.reset_metrics()
     if state:
@@ -296,7 +297,8 @@ class _Programs:
         model = member.model
         x, y = self.arrays["x_train"], self.arrays["y_train"]
         x_spec = tf.TensorSpec([None, *x.shape[1:]], tf.as_dtype(x.dtype))
-        y_spec = tf.TensorSpec([None, *y.shape[1:]], tf.as_dtype(y.dtype))
+        # A user's pipeline has no label array: its batches' labels are int64 (PipelineData.batches).
+        y_spec = tf.TensorSpec([None], tf.int64) if y is None else tf.TensorSpec([None, *y.shape[1:]], tf.as_dtype(y.dtype))
         # study.xla: the member's step is compiled by XLA, once for the whole population, where
         # Keras compiles the model with XLA too (``model.jit_compile``: Keras turns it off for
         # layers without XLA support and under op determinism), so both engines agree.
@@ -334,6 +336,7 @@ class _Programs:
         import tensorflow as tf
 
         from pipeline.training.images import gather_rows, is_streamed
+        from pipeline.training.pipelines import is_pipeline
 
         template = self.members[0]
         train_step, test_step = self._step_functions(template)
@@ -357,13 +360,31 @@ class _Programs:
         self.table = np.stack([member.rates for member in self.members], axis=1).astype(np.float32)
         member_seeds = [int(member.training["seed"]) for member in self.members]
         seeds = sorted(set(member_seeds))
-        # Image files are decoded batch by batch inside the programs (pipeline.training.images).
         x_train, x_val = arrays["x_train"], arrays["x_val"]
+        count, val_count = len(x_train), len(x_val)
+        steps, val_steps = -(-count // batch_size), -(-val_count // batch_size)
+        if is_pipeline(x_train):
+            # A user's pipeline: every member takes the same batches, in the pipeline's order.
+            train_batches, val_batches = x_train.batches(batch_size), x_val.batches(batch_size)
+
+            @tf.function
+            def train_pipeline_epoch(epoch: Any, rates: Any) -> None:
+                for step, (features, labels) in train_batches.enumerate():
+                    for index in range(len(member_seeds)):
+                        train_step([features, labels, rates[step, index]], train_captures[index])
+
+            @tf.function
+            def evaluate_pipeline() -> None:
+                for features, labels in val_batches:
+                    for captures in test_captures:
+                        test_step([features, labels], captures)
+
+            self._finish_trace(train_pipeline_epoch, evaluate_pipeline, steps)
+            return
+        # Image files are decoded batch by batch inside the programs (pipeline.training.images).
         x_train_tensor = None if is_streamed(x_train) else tf.constant(x_train)
         x_val_tensor = None if is_streamed(x_val) else tf.constant(x_val)
         y_train, y_val = tf.constant(arrays["y_train"]), tf.constant(arrays["y_val"])
-        count, val_count = len(arrays["x_train"]), len(arrays["x_val"])
-        steps, val_steps = -(-count // batch_size), -(-val_count // batch_size)
 
         @tf.function
         def train_epoch(epoch: Any, rates: Any) -> None:
@@ -395,6 +416,12 @@ class _Programs:
                     batch = [x_val_tensor[start : start + batch_size], y_val[start : start + batch_size]]
                 for captures in test_captures:
                     test_step(batch, captures)
+
+        self._finish_trace(train_epoch, evaluate, steps)
+
+    def _finish_trace(self, train_epoch: Any, evaluate: Any, steps: int) -> None:
+        """Trace the epoch's two programs now, for this population's shapes."""
+        import tensorflow as tf
 
         train_epoch.get_concrete_function(tf.TensorSpec([], tf.int64), tf.TensorSpec([steps, len(self.members)], tf.float32))
         self.steps = steps

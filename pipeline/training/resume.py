@@ -54,9 +54,14 @@ def epoch_batches(x: Any, y: Any, batch_size: int, seed: int) -> Tuple[Any, Any]
     """
     import tensorflow as tf
 
+    import keras
+
     from pipeline.training.callbacks import EpochShuffle  # imports Keras
     from pipeline.training.images import gather_rows, is_streamed
+    from pipeline.training.pipelines import is_pipeline
 
+    if is_pipeline(x):  # a user's pipeline: its own order (batch_order: user)
+        return x.batches(batch_size), keras.callbacks.Callback()
     count = len(x)
     steps = -(-count // batch_size)
     # Data and the epoch counter live on the CPU, where tf.data runs; image files are decoded
@@ -90,7 +95,10 @@ def validation_data(x: Any, y: Any, batch_size: int) -> Dict[str, Any]:
     import tensorflow as tf
 
     from pipeline.training.images import is_streamed
+    from pipeline.training.pipelines import is_pipeline
 
+    if is_pipeline(x):
+        return {"validation_data": x.batches(batch_size)}
     if not is_streamed(x):
         return {"validation_data": (x, y), "validation_batch_size": batch_size}
     with tf.device("/CPU:0"):

@@ -42,7 +42,11 @@ def initial_loss(model: Any, loss: Any, x: Any, y: Any, batch_size: int, max_bat
     """
     import numpy as np
 
+    from pipeline.training.pipelines import is_pipeline
+
     count = min(len(x), batch_size * max_batches)
+    if is_pipeline(x):  # a user's pipeline: its first examples
+        x, y = x.head(count)
     values = [
         float(loss(y[start : start + batch_size], model(x[start : start + batch_size], training=False)))
         * len(y[start : start + batch_size])
@@ -277,6 +281,8 @@ def finish_run(
             "threads": thread_settings(),
             "versions": package_versions(TRAINING_PACKAGES),
             "config_hash": config_hash(dict(run_config)),
+            # How batches were drawn: (seed, epoch), or "user" (a user's pipeline's own order).
+            "batch_order": training.get("batch_order"),
         }
     )
     if extra_summary is not None:
@@ -345,11 +351,11 @@ def run_single(
 ) -> Path:
     """Train one run of a study into the same folder the workflow uses; returns the folder."""
     from pipeline.config.rates import run_dir
-    from pipeline.training.data import arrays_digest, build_dataset
+    from pipeline.training.data import arrays_digest, build_dataset, loaded
     from pipeline.training.device import configure_tensorflow
 
     # Built in memory (MNIST-1D takes ~2 s): a cached file could be stale for this config.
-    arrays = build_dataset(study.dataset)
+    arrays = loaded(build_dataset(study.dataset))
     study_dir = results / study.name
     device = configure_tensorflow(deterministic=study.settings.deterministic, gpus=study.settings.gpus)
     out_dir = run_dir(study_dir, optimizer, schedule, seed, lr)
