@@ -101,6 +101,12 @@ def test_one_seed_gives_the_nearest_rule_and_says_there_is_no_interval() -> None
     assert row["rule"] == "linear" and row["note"] == "one seed: no interval, the nearest rule"
 
 
+def test_two_seeds_give_a_coarse_interval_and_say_so() -> None:
+    row = batch_scaling_table(synthetic_runs(0.5, seeds=(0, 1))).iloc[0]
+    assert row["exponent_low"] <= row["exponent"] <= row["exponent_high"]
+    assert "two seeds" in row["note"]
+
+
 def test_an_optimum_beyond_the_grid_is_named_in_the_note() -> None:
     # The optimum at batch 512 is 10**-2.5 * 4**1.5 ... off the grid's top with centre -0.5.
     row = batch_scaling_table(synthetic_runs(1.0, centre=-0.5)).iloc[0]

@@ -55,7 +55,7 @@ def test_every_schedule_option_composes_and_builds(schedule):
 
 @pytest.mark.tf
 @pytest.mark.parametrize("model", [option for option in options("model") if option != "keras_app"])  # images: test_models
-@pytest.mark.parametrize("dataset", [option for option in options("dataset") if option not in ("npz", "csv")])  # files: below
+@pytest.mark.parametrize("dataset", [option for option in options("dataset") if option not in ("npz", "csv", "images", "pipeline")])  # a user's files or builder: below, test_images, test_pipelines
 def test_every_model_and_dataset_option_builds(model, dataset):
     from pipeline.training.data import build_dataset, num_classes
     from pipeline.training.models import build_model

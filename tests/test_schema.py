@@ -150,6 +150,13 @@ def test_every_shipped_option_composes_against_the_schema(group: str, option: st
         data = tmp_path / "mine.csv"
         data.write_text("x,label\n0.5,0\n1.5,1\n")
         overrides += [f"dataset.path={data}", "dataset.label=label"]
+    if (group, option) == ("dataset", "images"):
+        from image_folders import digit_images, write_folder
+
+        write_folder(tmp_path / "images", *digit_images(count=20))
+        overrides.append(f"dataset.directory={tmp_path / 'images'}")
+    if (group, option) == ("dataset", "pipeline"):
+        overrides.append("dataset.builder=examples.own_pipeline.tf_data_digits")
     study = compose_study(overrides)
     document = study.as_dict()
     for section, schema in (("study", StudyConfig), ("diagnosis", DiagnosisConfig), ("finder", FinderConfig), ("hpo", HpoConfig)):

