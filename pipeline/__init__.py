@@ -13,6 +13,7 @@ import-linter contract in ``pyproject.toml``, run by the tests, checks it)::
     figures/   one data table and one drawing per figure
     report/    the self-contained HTML report
 
-``io`` (atomic writes) and ``values`` (reading numbers back from tables) serve every stage;
+``io`` (atomic writes) and ``values`` (reading numbers back from tables) serve every stage,
+``invocation`` the Snakefile (dry runs, the lock a killed workflow leaves);
 ``cli`` is the ``lrstudy`` launcher.
 """

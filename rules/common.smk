@@ -3,6 +3,7 @@
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from pipeline.analysis.confirm import plan_members, plan_optimizers
@@ -13,6 +14,8 @@ from pipeline.config.compose import compose_study
 from pipeline.config.rates import cohort_parts
 from pipeline.config.schema import StudyConfigError, study_dir
 from pipeline.finder.suggest import centred_grid, finder_job_spec, read_suggestion
+from pipeline.invocation import dry_run, record_owner, remove_stale_lock
+from pipeline.training.folders import check_study, describe_findings, read_repairs, with_repairs
 from pipeline.search.spec import hpo_job_spec, searches
 
 
@@ -25,6 +28,25 @@ if _unknown_keys:
 
 STUDY = compose_study(config.get("overrides"))
 STUDY_DIR = study_dir(STUDY.name)
+
+# Started by a user (not a job's own Snakemake): remove the lock of a workflow that was killed,
+# and find every run folder that is missing or damaged; its training job's repair count (part of
+# the job's spec) goes up, so Snakemake reruns that job (pipeline/invocation.py,
+# pipeline/training/folders.py). A job's own Snakemake reads the counts the user's one wrote.
+if workflow.is_main_process:
+    _stale = remove_stale_lock()
+    _check = check_study(Path(STUDY_DIR), dry_run=dry_run(sys.argv))
+    for _line in [_stale, *describe_findings(_check.findings)]:
+        if _line:
+            print(_line, file=sys.stderr)
+    REPAIRS = _check.repairs
+else:
+    REPAIRS = read_repairs(Path(STUDY_DIR))
+
+
+onstart:
+    record_owner()
+
 DATA_FILE = f"{STUDY_DIR}/data/{STUDY.dataset['name']}.npz"
 # A user's files (.npz, CSV tables) are inputs of the dataset rule: a changed file rebuilds the
 # data, and its content digest in every run's config retrains what it affects.
@@ -105,13 +127,15 @@ def manifests(wildcards):
 def train_spec(wildcards):
     """The JSON spec of one training job: a change in it reruns just that job."""
     rates = parts_for(wildcards.optimizer)[int(wildcards.part)]
-    return json.dumps(cohort_spec(STUDY, wildcards.optimizer, wildcards.schedule, int(wildcards.seed), rates))
+    manifest = f"{STUDY_DIR}/cohorts/{wildcards.optimizer}/{wildcards.schedule}/seed{wildcards.seed}/part{wildcards.part}.json"
+    return json.dumps(with_repairs(cohort_spec(STUDY, wildcards.optimizer, wildcards.schedule, int(wildcards.seed), rates), manifest, REPAIRS))
 
 
 def population_train_spec(wildcards):
     """The JSON spec of one population job: a change in it reruns just that job."""
     members = population_parts_for(wildcards.optimizer)[int(wildcards.part)]
-    return json.dumps(population_spec(STUDY, wildcards.optimizer, members))
+    manifest = f"{STUDY_DIR}/populations/{wildcards.optimizer}/part{wildcards.part}.json"
+    return json.dumps(with_repairs(population_spec(STUDY, wildcards.optimizer, members), manifest, REPAIRS))
 
 
 def batch_runs_file(size):
@@ -134,7 +158,8 @@ def batch_train_spec(wildcards):
     batch size, run folders under batch/b<size>/."""
     members = population_parts_for(wildcards.optimizer)[int(wildcards.part)]
     root = f"{BATCH_DIR}/b{wildcards.batch}"
-    return json.dumps(population_spec(STUDY, wildcards.optimizer, members, root=root, batch_size=int(wildcards.batch)))
+    spec = population_spec(STUDY, wildcards.optimizer, members, root=root, batch_size=int(wildcards.batch))
+    return json.dumps(with_repairs(spec, f"{root}/populations/{wildcards.optimizer}/part{wildcards.part}.json", REPAIRS))
 
 
 def confirm_plan_data():
@@ -159,7 +184,8 @@ def confirm_manifests(wildcards):
 def confirm_train_spec(wildcards):
     """The JSON spec of one confirmation job: the grid's population spec, run folders under confirm/."""
     members = confirm_parts_for(wildcards.optimizer)[int(wildcards.part)]
-    return json.dumps(population_spec(STUDY, wildcards.optimizer, members, root=CONFIRM_DIR))
+    spec = population_spec(STUDY, wildcards.optimizer, members, root=CONFIRM_DIR)
+    return json.dumps(with_repairs(spec, f"{CONFIRM_DIR}/populations/{wildcards.optimizer}/part{wildcards.part}.json", REPAIRS))
 
 
 def finder_spec(wildcards):

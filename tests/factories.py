@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import pandas as pd
+import yaml
 
 from pipeline.config.rates import run_dir
+from pipeline.config.schema import config_hash
 from pipeline.tables import HISTORY_COLUMNS
 
 #: The repository's root (the Snakefile, conf/ and pipeline/ are here).
@@ -90,7 +92,11 @@ def write_run(
         for row in rows:
             # repr: the shortest text that reads back as the same float.
             writer.writerow({key: repr(value) if isinstance(value, float) else value for key, value in row.items()})
-    summary = {**run_summary(rows, diverged_epoch), "optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed, **extra}
+    # The run's config and its hash, as train_run writes them (the aggregate checks they match).
+    config = {"optimizer": {"name": optimizer}, "schedule": {"name": schedule}, "training": {"lr": lr, "seed": seed}}
+    (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    identity = {"optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed, "config_hash": config_hash(config)}
+    summary = {**run_summary(rows, diverged_epoch), **identity, **extra}
     (directory / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
     return directory
 

@@ -68,7 +68,7 @@ def write_run(
     return factories.write_run(
         study_dir, optimizer, schedule, seed, lr, rows, diverged_epoch,
         steps=10 * len(rows), steps_per_epoch=10, initial_loss=2.25, seconds=0.5 * len(rows) + 0.25,
-        device="CPU", versions={"python": "3"}, config_hash="0123456789abcdef",
+        device="CPU", versions={"python": "3"},
     )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.tf]
 def make_workdir(path: Path, copy_conf: bool = False) -> Path:
     """A scratch checkout: the workflow's files linked in, results written locally."""
     path.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "rules", "pipeline", "report", "envs", "examples", "conf"):
+    for name in ("Snakefile", "rules", "pipeline", "report", "envs", "examples", "conf", "profiles"):
         if name == "conf" and copy_conf:
             shutil.copytree(REPO / name, path / name)
         else:

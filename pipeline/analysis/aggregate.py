@@ -124,7 +124,22 @@ def write_table(schema: TableSchema, table: pd.DataFrame, path: Path) -> None:
 
 
 def run_dirs_from_manifests(manifests: Iterable[Path]) -> List[Path]:
-    return [Path(entry["run_dir"]) for manifest in manifests for entry in json.loads(Path(manifest).read_text())["runs"]]
+    """The run folders the training jobs' manifests list, each checked first
+    (:func:`pipeline.training.folders.check_run_folders`): a damaged or missing folder stops the
+    table with one line per folder, naming it and how to retrain it, never a traceback."""
+    from pipeline.training.folders import DamagedRuns, check_run_folders, manifest_entries
+
+    entries = []
+    for manifest in manifests:
+        listed = manifest_entries(Path(manifest))
+        if listed is None:
+            raise SystemExit(f"{manifest}: not a readable training manifest; start the workflow again to rewrite it")
+        entries.extend(listed)
+    try:
+        check_run_folders(entries)
+    except DamagedRuns as error:
+        raise SystemExit(str(error)) from None
+    return [Path(entry["run_dir"]) for entry in entries]
 
 
 def main(argv: list[str] | None = None) -> None:
