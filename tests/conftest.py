@@ -13,15 +13,32 @@ TensorFlow or Keras or starts a process that does; ``slow`` on the end-to-end te
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from pipeline.config.compose import compose_study
 from pipeline.config.schema import Study
 from pipeline.training.data import build_dataset, save_npz
+
+# Hypothesis (tests/test_properties.py): one fixed profile, here and in CI: a bounded number of
+# examples, drawn deterministically (the same examples on every run), no example database
+# written into the checkout; HYPOTHESIS_PROFILE=explore draws new examples, more of them.
+settings.register_profile(
+    "lrstudy",
+    max_examples=80,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile("explore", parent=settings.get_profile("lrstudy"), max_examples=2000, derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "lrstudy"))
 
 #: The study of a test module without a ``STUDY`` of its own.
 SMOKE = "study=smoke"
@@ -51,6 +68,33 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> Optio
     if collection_path.suffix == ".py" and collection_path.name.startswith("test_") and marked_tf_as_a_whole(collection_path):
         return True
     return None
+
+
+#: The tables of the smoke study as the uninterrupted workflow left them (see :func:`smoke`).
+SMOKE_TABLES = ("runs.csv", "curves.csv", "best.csv", "confirm.csv")
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """The smoke study run once for the session through Snakemake: (workdir, results folder).
+
+    Tests may change the results afterwards (force jobs, widen the grid); the tables as the
+    uninterrupted run wrote them are copied to ``<workdir>/reference/`` first."""
+    import shutil
+
+    from factories import make_workdir, snakemake
+
+    workdir = make_workdir(tmp_path_factory.mktemp("smoke"))
+    dry = snakemake(workdir, "-n", "--cores", "2", "--config", "overrides=study=smoke")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert not (workdir / "results").exists(), "a dry run must not write anything"
+    result = snakemake(workdir, "--cores", "2", "--config", "overrides=study=smoke")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    results = workdir / "results" / "smoke"
+    (workdir / "reference").mkdir()
+    for name in SMOKE_TABLES:
+        shutil.copy2(results / name, workdir / "reference" / name)
+    return workdir, results
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,10 @@ import csv
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
@@ -34,6 +36,34 @@ SeedValues = TypeVar("SeedValues")
 
 #: ``{(optimizer, schedule, lr): [values of seed 0, values of seed 1, ...]}``
 Cells = Mapping[Tuple[str, str, float], Sequence[SeedValues]]
+
+
+# --------------------------------------------------------------------------------------
+# Workflow runs in scratch folders
+# --------------------------------------------------------------------------------------
+
+
+def make_workdir(path: Path, copy_conf: bool = False) -> Path:
+    """A scratch checkout: the workflow's files linked in, results written locally."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "rules", "pipeline", "report", "envs", "examples", "conf", "profiles"):
+        if name == "conf" and copy_conf:
+            shutil.copytree(REPO / name, path / name)
+        else:
+            (path / name).symlink_to(REPO / name)
+    return path
+
+
+def snakemake(workdir: Path, *arguments: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *arguments],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    return result
 
 
 # --------------------------------------------------------------------------------------

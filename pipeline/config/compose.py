@@ -59,7 +59,13 @@ def parse_overrides(overrides: Union[None, str, Sequence[Any]]) -> List[str]:
                 'quote its items: overrides=\'["model=cnn", "study.seeds=[0,1]"]\''
             ) from error
     if isinstance(overrides, str):
-        return shlex.split(overrides)
+        try:
+            return shlex.split(overrides)
+        except ValueError as error:  # an unclosed quote, a trailing backslash
+            raise StudyConfigError(
+                f"config key 'overrides' does not split into Hydra overrides ({str(error).lower()}): {overrides!r}; "
+                'close its quotes, e.g. overrides="study.name=\'my study\' model=cnn"'
+            ) from error
     if isinstance(overrides, (list, tuple)) and all(isinstance(item, (str, int, float)) for item in overrides):
         return [str(item) for item in overrides]
     raise StudyConfigError(
