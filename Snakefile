@@ -39,6 +39,7 @@ rule all:
         f"{STUDY_DIR}/report.html",
         *([CONFIRM_FILES["table"]] if CONFIRM_ON else []),
         *(BATCH_FILES.values() if BATCH_SIZES_ON else []),
+        *([TENSORBOARD_DIR] if STUDY.settings.tensorboard else []),
 
 
 rule study_config:
@@ -146,3 +147,4 @@ include: "rules/hpo.smk"
 include: "rules/confirm.smk"
 include: "rules/batch.smk"
 include: "rules/figures.smk"
+include: "rules/tensorboard.smk"

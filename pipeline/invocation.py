@@ -1,4 +1,5 @@
-"""How the workflow was started: a dry run or not, and Snakemake's lock a killed workflow leaves behind.
+"""How the workflow was started: a dry run or not, verbose or not, and Snakemake's lock a killed
+workflow leaves behind.
 
 Snakemake locks a working directory while a workflow runs (``.snakemake/locks/``), so that a
 second workflow on the same results is refused. A workflow killed with SIGKILL (or by a lost
@@ -13,12 +14,14 @@ second workflow is still refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 LOCK_DIR = Path(".snakemake") / "locks"
 #: The lock's owner, beside Snakemake's own lock files (which are named ``<n>.input.lock`` and
@@ -83,3 +86,32 @@ def dry_run(argv: Sequence[str]) -> bool:
         if argument.startswith("-") and not argument.startswith("--") and argument[1:].isalpha() and "n" in argument[1:]:
             return True
     return False
+
+
+#: Set to 1 (or true, yes, on) to see TensorFlow's own log lines (``lrstudy --verbose`` sets it).
+VERBOSE_ENV = "LRSTUDY_VERBOSE"
+
+
+def verbose() -> bool:
+    """Whether TensorFlow's own log lines were asked for (:data:`VERBOSE_ENV`)."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to ``/dev/null`` while the block runs:
+    TensorFlow's C++ start-up lines, printed during its import before any log level applies.
+    Python's own ``sys.stderr`` is flushed first; exceptions raised in the block still propagate."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)

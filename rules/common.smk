@@ -76,6 +76,8 @@ CONFIRM_FILES = {"plan": f"{CONFIRM_DIR}/plan.json", "runs": f"{CONFIRM_DIR}/run
 BATCH_SIZES_ON = bool(STUDY.batch_sizes)
 BATCH_DIR = f"{STUDY_DIR}/batch"
 BATCH_FILES = {"sizes": f"{STUDY_DIR}/batch_sizes.csv", "scaling": f"{STUDY_DIR}/batch_scaling.csv"}
+# The TensorBoard export (study.tensorboard; rules/tensorboard.smk).
+TENSORBOARD_DIR = f"{STUDY_DIR}/tensorboard"
 
 
 def rates_for(optimizer):

@@ -123,7 +123,7 @@ def write_run(
             # repr: the shortest text that reads back as the same float.
             writer.writerow({key: repr(value) if isinstance(value, float) else value for key, value in row.items()})
     # The run's config and its hash, as train_run writes them (the aggregate checks they match).
-    config = {"optimizer": {"name": optimizer}, "schedule": {"name": schedule}, "training": {"lr": lr, "seed": seed}}
+    config = {"optimizer": {"name": optimizer}, "schedule": {"name": schedule}, "training": {"lr": lr, "seed": seed, "batch_size": 128}}
     (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     identity = {"optimizer": optimizer, "schedule": schedule, "lr": lr, "seed": seed, "config_hash": config_hash(config)}
     summary = {**run_summary(rows, diverged_epoch), **identity, **extra}

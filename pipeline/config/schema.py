@@ -314,6 +314,11 @@ class StudyConfig:
     xla: bool = False
     #: ``mixed_float16`` compute policy (for GPUs with tensor cores).
     mixed_precision: bool = False
+    #: Export every run's curves and the study's HParams table for TensorBoard
+    #: (``results/<study>/tensorboard/``, from the histories after training: switching it on for
+    #: a finished study retrains nothing). Needs the ``tensorboard`` package (the extra
+    #: ``lrstudy[tensorboard]``).
+    tensorboard: bool = False
     #: GPUs each training, range-test and search job asks for (the rules' ``gpu`` resource,
     #: which Snakemake's SLURM executor turns into ``--gpus``); 0 = none asked for (TensorFlow
     #: still uses a GPU it can see). A job trains its runs one after another on one device,

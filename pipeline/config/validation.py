@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 from typing import Any, Callable, Dict, Mapping, Sequence
 
@@ -269,6 +270,11 @@ def validate_config(config: Config, overrides: Sequence[str] = ()) -> Study:
         schedules[name] = check_schedule(name, dataclasses.asdict(typed), settings.epochs)
     hpo = check_section(config.hpo, "hpo")
     search_names_are_study_options(hpo, optimizers, schedules)
+    if settings.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise StudyConfigError(
+            "study.tensorboard=true needs the tensorboard package, which is not installed: "
+            "pip install 'lrstudy[tensorboard]' (or pip install tensorboard), or leave study.tensorboard=false"
+        )
     grid = settings.grid
     return Study(
         dataset=dict(config.dataset),

@@ -221,6 +221,7 @@ def _train_group(
             resumable=False,
             stop_member=stop,
             extra_summaries=fields,
+            on_epoch=lambda progress: print(f"{spec['search']} trials {trials[0].number}-{trials[-1].number}: {progress.line()}", flush=True),
         )
     except PopulationUnsupported as error:
         print(f"population engine: {error}; training these {len(trials)} trials one by one (per_run)", flush=True)

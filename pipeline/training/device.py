@@ -18,6 +18,14 @@ A job that asks for GPUs (``study.gpus``, the rules' ``gpu`` resource) trains on
 
 Memory growth is on for every GPU, so that several jobs can share one device (TensorFlow
 otherwise reserves nearly all of its memory for the first process).
+
+Quiet logs: TensorFlow's C++ start-up messages (``cudart_stub ... Could not find cuda drivers``,
+``failed call to cuInit``, ``NodeDef mentions attribute ...``) read like failures on a machine
+without a GPU and bury the job's own lines. :func:`import_tensorflow` silences them: the C++ log
+level is set to errors-hidden (``TF_CPP_MIN_LOG_LEVEL=3``) and the few lines printed during the
+import itself, before that level applies, go to ``/dev/null``. ``LRSTUDY_VERBOSE=1`` (``lrstudy
+--verbose``) brings all of them back. The device a job trains on is printed once, plainly
+("training on CPU (no GPU visible)").
 """
 
 from __future__ import annotations
@@ -28,6 +36,24 @@ import platform
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
+
+from pipeline.invocation import native_stderr_silenced, verbose
+
+#: Whether this process printed its device line already.
+_device_printed: List[str] = []
+
+
+def import_tensorflow() -> Any:
+    """Import TensorFlow (once per process) without its C++ start-up noise, unless
+    :func:`pipeline.invocation.verbose`; returns the module."""
+    import sys
+
+    if "tensorflow" not in sys.modules and not verbose():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_stderr_silenced("tensorflow" not in sys.modules and not verbose()):
+        import tensorflow as tf
+    return tf
+
 
 #: Machine-wide folder of GPU lock files (one per user, so that users don't share locks).
 GPU_LOCK_DIR = Path(tempfile.gettempdir()) / f"lrstudy-gpu-locks-{os.getuid()}"
@@ -81,9 +107,8 @@ def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = Tr
         os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
         os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if threads:
         # The environment variables cover thread pools created at import; the API call makes
@@ -121,8 +146,15 @@ def configure_tensorflow(threads: Optional[int] = None, deterministic: bool = Tr
         tf.config.experimental.enable_op_determinism()
     if gpus_seen:
         details = tf.config.experimental.get_device_details(gpus_seen[chosen])
-        return f"GPU:{chosen} ({details.get('device_name', 'unknown')})"
-    return f"CPU ({platform.processor() or platform.machine()})"
+        device = f"GPU:{chosen} ({details.get('device_name', 'unknown')})"
+        plain = f"training on {device}"
+    else:
+        device = f"CPU ({platform.processor() or platform.machine()})"
+        plain = "training on CPU (no GPU visible)"
+    if not _device_printed:
+        _device_printed.append(plain)
+        print(plain, flush=True)
+    return device
 
 
 def _release_locks() -> None:

@@ -97,6 +97,28 @@ def check_population(run_configs: Sequence[Mapping[str, Any]]) -> None:
             raise PopulationError(f"runs differ in {', '.join(keys) or 'their shared settings'}: not one population")
 
 
+@dataclass(frozen=True)
+class EpochProgress:
+    """What a population job logs after each epoch (``train_population``'s ``on_epoch``)."""
+
+    epoch: int
+    epochs: int
+    #: Members that trained in this epoch, and those of them that go on to the next.
+    trained: int
+    still_training: int
+    #: The lowest finite val_loss of any member so far (NaN before there is one).
+    best_val_loss: float
+    #: The epoch's wall time.
+    seconds: float
+
+    def line(self) -> str:
+        best = f"{self.best_val_loss:.4g}" if math.isfinite(self.best_val_loss) else "none finite yet"
+        return (
+            f"epoch {self.epoch}/{self.epochs}: {self.still_training} of {self.trained} runs still training, "
+            f"best val_loss so far {best}, {self.seconds:.2f} s per epoch"
+        )
+
+
 class PopulationUnsupported(RuntimeError):
     """A model the population engine cannot trace as a population (the message says what)."""
 
@@ -516,7 +538,7 @@ def train_population(
     out_dirs: Sequence[Path],
     device: str = "",
     resumable: bool = True,
-    on_epoch: Optional[Callable[[int, int], None]] = None,
+    on_epoch: Optional[Callable[[EpochProgress], None]] = None,
     stop_member: Optional[Callable[[int, Mapping[str, float]], bool]] = None,
     extra_summaries: Optional[Sequence[Optional[Callable[[Dict[str, Any]], Mapping[str, Any]]]]] = None,
 ) -> List[Dict[str, Any]]:
@@ -524,8 +546,8 @@ def train_population(
 
     Returns one summary per run, in order (the same keys as the per-run engine's
     ``summary.json``). ``resumable``: save each member's state at every epoch end and resume
-    members that have one. ``on_epoch(epoch, members_training)`` is called after each epoch
-    (progress). ``stop_member(index, row)`` is asked after each epoch of run ``index`` that goes
+    members that have one. ``on_epoch(progress)`` is called after each epoch with an
+    :class:`EpochProgress` (the job logs its line). ``stop_member(index, row)`` is asked after each epoch of run ``index`` that goes
     on (not diverged, epochs left), with its new history row; True stops that run there, as a
     search's pruner stops a trial. ``extra_summaries[index]``, like
     :func:`pipeline.training.run.train_run`'s ``extra_summary``, adds keys to that run's
@@ -595,7 +617,8 @@ def train_population(
                 programs = _programs_for(training_now, programs, arrays, int(training["batch_size"]))
                 epoch_started = time.perf_counter()
                 logs = programs.run_epoch(epoch)
-                seconds = (time.perf_counter() - epoch_started) / len(training_now)
+                epoch_seconds = time.perf_counter() - epoch_started
+                seconds = epoch_seconds / len(training_now)
                 writer.wait()  # the previous epoch's states are on disk before any folder is finished
                 states = []
                 for member, log in zip(programs.members, logs):
@@ -611,7 +634,9 @@ def train_population(
                         states.append((member.out_dir / STATE_FILE, state_arrays(member.model, _state_meta(member))))
                 writer.submit(states)
                 if on_epoch is not None:
-                    on_epoch(epoch + 1, len(training_now))
+                    losses = [row["val_loss"] for member in members for row in member.rows if math.isfinite(row["val_loss"])]
+                    still = sum(1 for member in training_now if not member.done)
+                    on_epoch(EpochProgress(epoch + 1, epochs, len(training_now), still, min(losses, default=math.nan), epoch_seconds))
     finally:
         writer.close()
 

@@ -199,7 +199,7 @@ def train_population_job(
                 arrays,
                 [out_dir for _, _, out_dir in chunk],
                 device,
-                on_epoch=lambda epoch, training: print(f"epoch {epoch}: {training} runs training", flush=True),
+                on_epoch=lambda progress: print(progress.line(), flush=True),
             )
         except PopulationUnsupported as error:
             print(f"population engine: {error}; training these {len(chunk)} runs one by one (per_run)", flush=True)
