@@ -24,7 +24,7 @@ from pipeline.search import storage as hpo_storage
 from pipeline.search import summary as hpo_summary
 from pipeline.search import trial as hpo_trial
 from pipeline.config.compose import compose_study
-from pipeline.tables import TRIALS, TrialState
+from pipeline.tables import HISTORY, TRIALS, TrialState
 from pipeline.training.data import save_npz
 
 SMOKE = "study=smoke hpo=tpe hpo.trials=6 hpo.workers=2 study.epochs=3 optimizer=[adam] schedule=[constant]"
@@ -289,6 +289,26 @@ def test_two_parallel_workers_fill_the_budget_exactly_and_a_rerun_trains_nothing
     assert read_done(spec, 0)["trials"] == []
     assert len(journal_trials(spec)) == 6
     assert {path: path.stat().st_mtime_ns for path in mtimes} == mtimes
+
+    # optuna-dashboard opens the journal as the README says (`optuna-dashboard <journal.log>`):
+    # its own storage loader finds every trial, with each epoch's val_loss as an intermediate value.
+    from optuna_dashboard._storage_url import get_storage
+
+    dashboard = get_storage(spec["journal"])
+    [summary] = dashboard.get_all_studies()
+    shown = dashboard.get_all_trials(summary._study_id)
+    curves = 0
+    assert [trial.number for trial in shown] == list(range(6)) and all(trial.state.name == "COMPLETE" for trial in shown)
+    for trial in shown:
+        history = HISTORY.read(hpo_spec.trial_dir(spec, trial.number) / "history.csv")
+        diverged = json.loads((hpo_spec.trial_dir(spec, trial.number) / "summary.json").read_text())["diverged_epoch"]
+        reported = {  # every epoch's val_loss but a diverged one's
+            int(epoch) - 1: pytest.approx(loss) for epoch, loss in zip(history["epoch"], history["val_loss"]) if diverged is None or epoch < diverged
+        }
+        assert trial.intermediate_values == reported
+        assert trial.params == trials[trial.number].params and trial.value == trials[trial.number].value
+        curves += len(reported)
+    assert curves >= 6  # most trials reported every epoch
 
 
 @pytest.mark.tf

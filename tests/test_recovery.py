@@ -102,6 +102,15 @@ def test_deleted_and_damaged_run_folders_retrain_exactly_themselves(tmp_path):
     assert len(trained(workdir)) == 6
     pd.testing.assert_frame_equal(comparable(results / "runs.orphaned.csv", "runs.csv"), comparable(reference / "runs.csv"), check_exact=True)
 
+    # TensorBoard switched on for the finished study: the export runs, nothing is trained again.
+    with_board = REPAIR + " study.tensorboard=true"
+    dry = snakemake(workdir, "-n", "--cores", "2", "--config", with_board)
+    assert re.search(r"^tensorboard\s+1$", dry.stdout, re.MULTILINE) and "train_population" not in dry.stdout, dry.stdout[-3000:]
+    board = snakemake(workdir, "--cores", "2", "--config", with_board)
+    assert board.returncode == 0, output(board)[-5000:]
+    exported = sorted(path.parent.relative_to(results / "tensorboard") for path in (results / "tensorboard").rglob("events.out.tfevents.*"))
+    assert exported == sorted([Path("."), *(Path(run).relative_to("results/repair") for run in RUNS.read(results / "runs.csv")["run_dir"])])
+
 
 def test_bad_data_is_refused_in_the_terminal_before_any_job(tmp_path):
     workdir = make_workdir(tmp_path / "w")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,20 @@ def test_tables_are_complete_and_consistent(smoke):
 
 # The smoke study runs no hyperparameter search.
 FIGURES = study_figures(with_searches=False)
+
+
+def test_training_jobs_log_their_device_and_one_progress_line_per_epoch(smoke):
+    _, results = smoke
+    logs = sorted((results / "logs" / "train").rglob("part*.log"))
+    assert logs
+    for log in logs:
+        text = log.read_text()
+        assert text.count("training on CPU (no GPU visible)") == 1, text
+        lines = re.findall(r"^epoch (\d+)/4: (\d+) of (\d+) runs still training, best val_loss so far (\S+), [\d.]+ s per epoch$", text, re.MULTILINE)
+        assert [int(line[0]) for line in lines] == [1, 2, 3, 4], text
+        best = [float(line[3]) for line in lines]
+        assert best == sorted(best, reverse=True)  # the best so far never gets worse
+        assert all(int(still) <= int(trained) for _, still, trained, _ in lines)
 
 
 def test_every_run_is_diagnosed(smoke):

@@ -547,8 +547,8 @@ def train_population(
     Returns one summary per run, in order (the same keys as the per-run engine's
     ``summary.json``). ``resumable``: save each member's state at every epoch end and resume
     members that have one. ``on_epoch(progress)`` is called after each epoch with an
-    :class:`EpochProgress` (the job logs its line). ``stop_member(index, row)`` is asked after each epoch of run ``index`` that goes
-    on (not diverged, epochs left), with its new history row; True stops that run there, as a
+    :class:`EpochProgress` (the job logs its line). ``stop_member(index, row)`` is asked after each epoch of run ``index`` that did
+    not diverge (its last epoch too), with its new history row; True stops that run there, as a
     search's pruner stops a trial. ``extra_summaries[index]``, like
     :func:`pipeline.training.run.train_run`'s ``extra_summary``, adds keys to that run's
     summary. TensorFlow must be configured already
@@ -625,7 +625,9 @@ def train_population(
                     if member not in training_now:
                         continue  # stopped earlier: its steps in this program are not results
                     _record_epoch(member, epoch, log, seconds)
-                    if not member.done and stop_member is not None and stop_member(index_of[id(member)], member.rows[-1]):
+                    # Asked after every epoch that did not diverge, the last one too (a search
+                    # reports each epoch's val_loss, as the per-run engine's callback does).
+                    if member.diverged_epoch is None and stop_member is not None and stop_member(index_of[id(member)], member.rows[-1]):
                         member.stopped_epoch = epoch + 1
                     if member.done:
                         # Written now, not when the population ends: a job killed later keeps it.
