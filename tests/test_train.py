@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 import os
 import subprocess
@@ -93,6 +94,12 @@ def test_cohort_job_trains_every_rate_survives_divergence_and_skips_complete_run
     assert first.returncode == 0, first.stderr[-2000:]
     entries = json.loads(manifest.read_text())["runs"]
     assert [(entry["lr"], entry["status"]) for entry in entries] == [(0.01, "ok"), (30.0, "diverged")]
+    # One progress line per epoch, as population jobs log: the first run all epochs, the
+    # diverging one until it diverged (then no run of its own goes on).
+    epochs = study.settings.epochs
+    lines = re.findall(r"^epoch (\d+)/(\d+): (\d) of 1 runs still training, best val_loss so far \S+, [\d.]+ s per epoch$", first.stdout, re.MULTILINE)
+    assert [int(line[0]) for line in lines[:epochs]] == list(range(1, epochs + 1)) and lines[epochs - 1][2] == "0"
+    assert lines[epochs][0] == "1" and lines[-1][2] == "0" and first.stdout.count("training on CPU (no GPU visible)") == 1
     history_file = run_dir(spec["study_dir"], "adam", "constant", 0, 0.01) / "history.csv"
     summary = json.loads((history_file.parent / "summary.json").read_text())
     assert summary["threads"] == {"intra_op": 1, "inter_op": 1}  # the job's --threads, not every core

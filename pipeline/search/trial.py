@@ -131,7 +131,7 @@ def _train_one(
     )
     summary = train_run(
         run_config, arrays, trial_dir(spec, trial.number), device, callbacks=[pruning],
-        extra_summary=lambda summary: {**fields(summary), **(extra or {})},
+        extra_summary=lambda summary: {**fields(summary), **(extra or {})}, progress=True,
     )
     return params, summary, outcome["state"], outcome["value"]
 

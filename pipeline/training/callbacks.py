@@ -94,6 +94,24 @@ class RunRecorder(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class ProgressLine(keras.callbacks.Callback):
+    """Prints the epoch's progress line of a run trained alone (the per-run engine), after the
+    run's recorder: the line population jobs log, for a population of one."""
+
+    def __init__(self, recorder: RunRecorder, epochs: int) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.epochs = int(epochs)
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        from pipeline.training.progress import EpochProgress
+
+        rows = self.recorder.rows
+        losses = [row["val_loss"] for row in rows if math.isfinite(row["val_loss"])]
+        still = int(self.recorder.diverged_epoch is None and epoch + 1 < self.epochs)
+        print(EpochProgress(epoch + 1, self.epochs, 1, still, min(losses, default=math.nan), rows[-1]["seconds"]).line(), flush=True)
+
+
 class Plateau(keras.callbacks.ReduceLROnPlateau):
     """Keras' ``ReduceLROnPlateau`` on ``val_loss`` (mode ``min``) for a ``plateau`` schedule,
     with its state (best loss, wait, cooldown) carried across a resumption: a resumed run goes

@@ -68,7 +68,7 @@ def train_cohort(spec: Mapping[str, Any], data_file: Path, threads: int | None =
             status = json.loads((out_dir / "summary.json").read_text())["status"]
             print(f"{out_dir}: up to date ({status}), skipped", flush=True)
         else:
-            status = train_run(run_config, arrays, out_dir, device, resumable=True)["status"]
+            status = train_run(run_config, arrays, out_dir, device, resumable=True, progress=True)["status"]
             print(f"{out_dir}: {status} in {time.perf_counter() - started:.1f} s", flush=True)
         entries.append({"lr": float(lr), "run_dir": str(out_dir), "status": status})
     return entries

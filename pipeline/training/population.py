@@ -57,6 +57,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 import numpy as np
 
 from pipeline.training.optimizers import evaluation_weights
+from pipeline.training.progress import EpochProgress
 
 #: The keys of a run config's ``training`` section that may differ between members.
 MEMBER_KEYS = ("lr", "seed")
@@ -95,28 +96,6 @@ def check_population(run_configs: Sequence[Mapping[str, Any]]) -> None:
                 if (first.get(section) or {}).get(key) != (other.get(section) or {}).get(key)
             )
             raise PopulationError(f"runs differ in {', '.join(keys) or 'their shared settings'}: not one population")
-
-
-@dataclass(frozen=True)
-class EpochProgress:
-    """What a population job logs after each epoch (``train_population``'s ``on_epoch``)."""
-
-    epoch: int
-    epochs: int
-    #: Members that trained in this epoch, and those of them that go on to the next.
-    trained: int
-    still_training: int
-    #: The lowest finite val_loss of any member so far (NaN before there is one).
-    best_val_loss: float
-    #: The epoch's wall time.
-    seconds: float
-
-    def line(self) -> str:
-        best = f"{self.best_val_loss:.4g}" if math.isfinite(self.best_val_loss) else "none finite yet"
-        return (
-            f"epoch {self.epoch}/{self.epochs}: {self.still_training} of {self.trained} runs still training, "
-            f"best val_loss so far {best}, {self.seconds:.2f} s per epoch"
-        )
 
 
 class PopulationUnsupported(RuntimeError):

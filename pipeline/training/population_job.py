@@ -145,7 +145,7 @@ def _train_one_by_one(
         config = json.loads(json.dumps(config))
         config["training"].pop("engine", None)
         extra = (lambda _: {"population_fallback": fallback}) if fallback is not None else None
-        summaries.append(train_run(config, arrays, out_dir, device, extra_summary=extra, resumable=True))
+        summaries.append(train_run(config, arrays, out_dir, device, extra_summary=extra, resumable=True, progress=True))
     return summaries
 
 

@@ -169,6 +169,7 @@ def train_run(
     callbacks: Sequence[Any] = (),
     extra_summary: Optional[Callable[[Dict[str, Any]], Mapping[str, Any]]] = None,
     resumable: bool = False,
+    progress: bool = False,
 ) -> Dict[str, Any]:
     """Train one run and write its folder; returns the summary. A diverged run is a result.
 
@@ -177,7 +178,8 @@ def train_run(
     called with the summary once training ended and its keys are added to ``summary.json``
     before it is written (e.g. a trial's number and final state). With ``resumable``, the
     run's state is saved at every epoch end and a run killed earlier carries on from its last
-    completed epoch (:mod:`pipeline.training.resume`).
+    completed epoch (:mod:`pipeline.training.resume`). With ``progress``, one line per epoch
+    is printed (:class:`pipeline.training.progress.EpochProgress`, as population jobs log).
 
     Each epoch's batches are a permutation of the training set drawn from ``(seed, epoch)``,
     so an epoch sees the same batches however the run got there.
@@ -185,7 +187,7 @@ def train_run(
     import keras
 
     from pipeline.config.schema import config_hash
-    from pipeline.training.callbacks import EpochStateSaver, RunRecorder
+    from pipeline.training.callbacks import EpochStateSaver, ProgressLine, RunRecorder
     from pipeline.training.resume import STATE_FILE, epoch_batches, load_state, validation_data
 
     training = run_config["training"]
@@ -225,7 +227,10 @@ def train_run(
             verbose=0,
             # Schedule-free AdamW: validation on the averaged weights, restored before the epoch ends.
             # A plateau schedule lowers the rate before the recorder reads it.
-            callbacks=[evaluation_callback(), epoch_shuffle, *([built.plateau] if built.plateau else []), recorder, *callbacks, *state_savers],
+            callbacks=[
+                evaluation_callback(), epoch_shuffle, *([built.plateau] if built.plateau else []), recorder,
+                *([ProgressLine(recorder, training["epochs"])] if progress else []), *callbacks, *state_savers,
+            ],  # fmt: skip
         )
     return finish_run(
         run_config,
