@@ -5,6 +5,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from pipeline.analysis.confirm import plan_members, plan_optimizers
 from pipeline.training.cohort import cohort_spec
@@ -28,24 +29,6 @@ if _unknown_keys:
 
 STUDY = compose_study(config.get("overrides"))
 STUDY_DIR = study_dir(STUDY.name)
-
-# Started by a user (not a job's own Snakemake): remove the lock of a workflow that was killed,
-# and find every run folder that is missing or damaged; its training job's repair count (part of
-# the job's spec) goes up, so Snakemake reruns that job (pipeline/invocation.py,
-# pipeline/training/folders.py). A job's own Snakemake reads the counts the user's one wrote.
-if workflow.is_main_process:
-    _stale = remove_stale_lock()
-    _check = check_study(Path(STUDY_DIR), dry_run=dry_run(sys.argv))
-    for _line in [_stale, *describe_findings(_check.findings)]:
-        if _line:
-            print(_line, file=sys.stderr)
-    REPAIRS = _check.repairs
-else:
-    REPAIRS = read_repairs(Path(STUDY_DIR))
-
-
-onstart:
-    record_owner()
 
 DATA_FILE = f"{STUDY_DIR}/data/{STUDY.dataset['name']}.npz"
 # A user's files (.npz, CSV tables) are inputs of the dataset rule: a changed file rebuilds the
@@ -208,3 +191,35 @@ def figure_options(figure, input_files):
         files = input_files[kind]
         options.append(" ".join([f"--{kind}", *([files] if isinstance(files, str) else files)]))
     return " ".join(options)
+
+
+def known_manifests():
+    """The training jobs' manifests of this study where they are known before any checkpoint:
+    the grid's and each batch size's (None with a finder-centred grid, whose parts follow the
+    range test). The confirmation's follow its plan: all of them are checked."""
+    if FINDER_MODE:
+        return None
+    known = set(manifests(None))
+    for size in STUDY.batch_sizes:
+        if size != STUDY.settings.batch_size:
+            known.update(batch_manifests(SimpleNamespace(batch=size)))
+    return known
+
+
+# Started by a user (not a job's own Snakemake): remove the lock of a workflow that was killed,
+# and find every run folder of this study that is missing or damaged; its training job's repair
+# count (part of the job's spec) goes up, so Snakemake reruns that job (pipeline/invocation.py,
+# pipeline/training/folders.py). A job's own Snakemake reads the counts the user's one wrote.
+if workflow.is_main_process:
+    _stale = remove_stale_lock()
+    _check = check_study(Path(STUDY_DIR), dry_run=dry_run(sys.argv), known=known_manifests())
+    for _line in [_stale, *describe_findings(_check.findings)]:
+        if _line:
+            print(_line, file=sys.stderr)
+    REPAIRS = _check.repairs
+else:
+    REPAIRS = read_repairs(Path(STUDY_DIR))
+
+
+onstart:
+    record_owner()

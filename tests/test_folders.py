@@ -205,3 +205,18 @@ def test_findings_are_listed_up_to_a_limit() -> None:
     lines = describe_findings(findings)
     assert len(lines) == 11 and lines[0] == "run0: the run folder is missing; retrained"
     assert lines[-1] == "... and 3 more run folder(s) to retrain"
+
+
+def test_manifests_the_study_no_longer_has_are_not_checked(tmp_path: Path) -> None:
+    study_dir, manifest, entries = study(tmp_path)
+    __import__("shutil").rmtree(entries[0]["run_dir"])
+    old = str(manifest)
+    assert check_study(study_dir, dry_run=True, known={old}).repairs == {old: 1}
+    # A narrower grid: part0 is no job of the study any more.
+    narrower = check_study(study_dir, known={str(study_dir / "populations" / "adam" / "part1.json")})
+    assert narrower.findings == [] and not (study_dir / REPAIRS_FILE).exists()
+    # The confirmation's manifests follow its plan: always checked.
+    confirm = study_dir / "confirm" / "populations" / "adam" / "part0.json"
+    confirm.parent.mkdir(parents=True)
+    confirm.write_text(manifest.read_text())
+    assert check_study(study_dir, dry_run=True, known=set()).repairs == {str(confirm): 1}

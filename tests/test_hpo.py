@@ -161,7 +161,7 @@ def fake_training(monkeypatch):
 
     calls: Dict[str, Any] = {"fail_for": set(), "trained": []}
 
-    def fake_train_run(run_config, arrays, out_dir, device="", callbacks=(), extra_summary=None):
+    def fake_train_run(run_config, arrays, out_dir, device="", callbacks=(), extra_summary=None, progress=False):
         lr = run_config["training"]["lr"]
         if lr in calls["fail_for"] or "all" in calls["fail_for"]:
             raise RuntimeError(f"boom at {lr}")

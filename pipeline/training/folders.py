@@ -33,7 +33,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Collection, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from pipeline.io import write_json_atomic
 from pipeline.tables import HISTORY_COLUMNS, RUN_KEYS
@@ -230,7 +230,7 @@ def _glob(root: Path, patterns: Iterable[str]) -> List[Path]:
     return sorted({path for pattern in patterns for path in root.glob(pattern)})
 
 
-def check_study(study_dir: Path, dry_run: bool = False) -> StudyCheck:
+def check_study(study_dir: Path, dry_run: bool = False, known: Optional[Collection[str]] = None) -> StudyCheck:
     """Check every run folder the study's manifests and runs tables list, and make the workflow
     retrain the missing and damaged ones (see the module's docstring).
 
@@ -238,12 +238,18 @@ def check_study(study_dir: Path, dry_run: bool = False) -> StudyCheck:
         study_dir: The study's results folder (relative to the working directory, as the
             Snakefile names it: the repair counts are keyed by the manifests' paths under it).
         dry_run: Write nothing: the counts returned are what a real run would write.
+        known: The grid's and batch sizes' manifests the workflow has now, where known: others
+            there are left from an earlier shape of the study (a narrower grid, a smaller
+            population size) and are not checked. The confirmation's are always checked.
     """
     study_dir = Path(study_dir)
     check = StudyCheck(repairs=read_repairs(study_dir))
     listed: set = set()
     damaged_jobs: List[str] = []
+    confirm = study_dir / "confirm"
     for manifest in _glob(study_dir, MANIFEST_PATTERNS):
+        if known is not None and confirm not in manifest.parents and str(manifest) not in known:
+            continue
         entries = manifest_entries(manifest)
         if entries is None:
             damaged_jobs.append(str(manifest))
