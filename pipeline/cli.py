@@ -65,10 +65,6 @@ class Progress:
     total: int
 
 
-def _members(study: Any, optimizer: str, rates: Sequence[float]) -> List[Tuple[str, int, float]]:
-    return [(schedule, int(seed), float(lr)) for schedule in study.schedules for seed in study.settings.seeds for lr in rates]
-
-
 def study_run_dirs(study: Any) -> Tuple[List[Path], int]:
     """The run folders a study will have that are known now, and how many more it will have
     whose names are not known yet (a finder-centred grid before its range test has run)."""
@@ -94,7 +90,12 @@ def study_run_dirs(study: Any) -> Tuple[List[Path], int]:
             unknown += len(roots) * len(study.schedules) * len(study.settings.seeds) * grid.points
             continue
         for folder in roots:
-            known += [run_dir(folder, optimizer, *member) for member in _members(study, optimizer, rates)]
+            known += [
+                run_dir(folder, optimizer, schedule, int(seed), float(lr))
+                for schedule in study.schedules
+                for seed in study.settings.seeds
+                for lr in rates
+            ]
     plan = root / "confirm" / "plan.json"
     if plan.is_file():
         try:
@@ -150,10 +151,13 @@ def run_with_progress(command: Sequence[str], study: Any, interval: float = 1.0)
 
         reader = threading.Thread(target=relay, daemon=True)
         reader.start()
-        while process.poll() is None:
-            reader.join(timeout=interval)
-            now = study_progress(study, finished)
-            display.update(task, total=max(now.total, 1), completed=now.done, diverged=now.diverged)
+        try:
+            while process.poll() is None:
+                reader.join(timeout=interval)
+                now = study_progress(study, finished)
+                display.update(task, total=max(now.total, 1), completed=now.done, diverged=now.diverged)
+        except KeyboardInterrupt:  # Ctrl-C reached Snakemake too (one process group): let it stop its jobs
+            process.wait()
         reader.join()
         now = study_progress(study, finished)
         display.update(task, total=max(now.total, 1), completed=now.done, diverged=now.diverged)
@@ -167,7 +171,6 @@ def main() -> None:
 
     from pipeline.config.compose import register_schema, validate
     from pipeline.config.schema import StudyConfigError, conf_dir, study_dir
-
     from pipeline.invocation import VERBOSE_ENV, dry_run
 
     hydra_arguments, snakemake_arguments = split_arguments(sys.argv[1:])
