@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from pipeline.io import write_json_atomic
+
 LOCK_DIR = Path(".snakemake") / "locks"
 #: The lock's owner, beside Snakemake's own lock files (which are named ``<n>.input.lock`` and
 #: ``<n>.output.lock``; Snakemake removes the whole folder when it unlocks).
@@ -56,7 +58,7 @@ def record_owner(workdir: Path = Path(".")) -> None:
     if not locks.is_dir():
         return  # --nolock: no lock to own
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid())}
-    (locks / OWNER_FILE).write_text(json.dumps(owner) + "\n")
+    write_json_atomic(locks / OWNER_FILE, owner)  # a kill mid-write leaves no half-written owner
 
 
 def remove_stale_lock(workdir: Path = Path(".")) -> Optional[str]:
