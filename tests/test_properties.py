@@ -42,8 +42,8 @@ DOCUMENT = compose_study().as_dict()
 #: Every settable key of the default study (study.*, diagnosis.*, finder.*, hpo.*).
 KEYS = sorted(key for section in SECTIONS for key in _flat(section, DOCUMENT[section]))
 OPTIONS = {group: group_options(group) for group in GROUPS}
-#: Words a message may name a key by: the keys, their last parts, the groups and sections.
-KEY_WORDS = {*KEYS, *(key.rsplit(".", 1)[-1] for key in KEYS), *GROUPS, *SECTIONS, "overrides", "rates", "dataset.path"}
+#: Words a message may name a key by: the study's dotted keys, the groups, the config key.
+KEY_WORDS = {*KEYS, *GROUPS, "overrides", "dataset.path"}
 
 identifiers = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True)
 keys = st.one_of(
@@ -88,10 +88,13 @@ overrides = st.lists(
 
 
 def names_a_key(message: str, given: List[str]) -> bool:
-    """Whether an error message names a key: one of the study's, or one the user typed."""
+    """Whether an error message names a key: a dotted key of the study's, a config group, the
+    ``overrides`` config key, or a key the user typed. The override list a composition error
+    echoes does not count (it would name every typed key whatever the error)."""
+    said = re.sub(r"from overrides \[.*\]:", "from overrides:", message, count=1, flags=re.DOTALL)
     typed = {item.lstrip("+~").split("=", 1)[0] for item in given}
-    words = {word for word in re.findall(r"[\w.]+", message)}
-    return bool(words & KEY_WORDS) or any(key and key in message for key in typed)
+    words = set(re.findall(r"[\w.]+", said))
+    return bool(words & KEY_WORDS) or any(key.strip() and key in said for key in typed)
 
 
 @pytest.fixture()
