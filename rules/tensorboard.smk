@@ -20,4 +20,4 @@ rule tensorboard:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "python -m pipeline.report.tensorboard --runs {input} --study-dir {STUDY_DIR} --out {output} > {log} 2>&1"
+        "python -m pipeline.report.tensorboard --runs {input} --out {output} > {log} 2>&1"

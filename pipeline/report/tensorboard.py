@@ -1,7 +1,7 @@
 """The study in TensorBoard: every run's curves and one HParams table, exported from the histories.
 
     python -m pipeline.report.tensorboard --runs results/default/runs.csv [more runs tables] \\
-        --out results/default/tensorboard
+        --out results/default/tensorboard    # run folders are named relative to --out's parent
     tensorboard --logdir results/default/tensorboard
 
 ``study.tensorboard=true`` makes this a job of the workflow (rule ``tensorboard``); it reads what
@@ -161,7 +161,7 @@ def export(tables: Sequence[Path], study_dir: Path, out: Path) -> int:
 def main(argv: List[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Export a study's runs for TensorBoard (curves and an HParams table).")
     parser.add_argument("--runs", nargs="+", required=True, type=Path, help="runs tables (runs.csv of the grid, confirm/, batch/b<size>/)")
-    parser.add_argument("--study-dir", required=True, type=Path, help="the study's folder (run paths are relative to it)")
+    parser.add_argument("--study-dir", type=Path, default=None, help="the study's folder, to which run paths are relative (default: --out's parent)")
     parser.add_argument("--out", required=True, type=Path, help="the export's folder (replaced whole)")
     args = parser.parse_args(argv)
     # The tensorboard package imports TensorFlow when it can: without its C++ start-up lines.
@@ -169,7 +169,7 @@ def main(argv: List[str] | None = None) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with native_stderr_silenced(not verbose()):
         import tensorboard.plugins.hparams.api  # noqa: F401
-    count = export(args.runs, args.study_dir, args.out)
+    count = export(args.runs, args.study_dir or args.out.parent, args.out)
     print(f"{count} runs exported to {args.out}: tensorboard --logdir {args.out}")
 
 
